@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest'
+import { formatInstant, parseInstant, parsePgTimestamp } from './time.ts'
+
+describe('parseInstant', () => {
+  it('accepts Z, offsets, fractions and naive forms as the same instant', () => {
+    const z = parseInstant('2026-11-22T08:10:02Z')
+    expect(z).toBe(Date.UTC(2026, 10, 22, 8, 10, 2) * 1000)
+    expect(parseInstant('2026-11-22T09:10:02+01:00')).toBe(z)
+    expect(parseInstant('2026-11-22T03:40:02-0430')).toBe(z)
+    expect(parseInstant('2026-11-22T08:10:02')).toBe(z)
+    expect(parseInstant('2026-11-22T08:10:02.120Z')).toBe(z! + 120_000)
+    expect(parseInstant('2026-11-22T08:10:02.1234567Z')).toBe(z! + 123_456)
+  })
+
+  it('rejects what is not a date-time', () => {
+    expect(parseInstant('yesterday')).toBeUndefined()
+    expect(parseInstant(1234)).toBeUndefined()
+    expect(parseInstant('')).toBeUndefined()
+  })
+})
+
+describe('formatInstant', () => {
+  it('formats like Python isoformat: microseconds only when non-zero', () => {
+    const t = Date.UTC(2026, 10, 22, 8, 10, 2) * 1000
+    expect(formatInstant(t)).toBe('2026-11-22T08:10:02+00:00')
+    expect(formatInstant(t + 120_000)).toBe('2026-11-22T08:10:02.120000+00:00')
+    expect(formatInstant(t + 7)).toBe('2026-11-22T08:10:02.000007+00:00')
+  })
+
+  it('round-trips PostgreSQL timestamptz text', () => {
+    expect(formatInstant(parsePgTimestamp('2026-11-22 08:10:02.12+00'))).toBe('2026-11-22T08:10:02.120000+00:00')
+  })
+})

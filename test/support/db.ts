@@ -1,0 +1,47 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { inject } from 'vitest'
+import { withDatabase } from '../../src/db/pool.ts'
+import { TEST_SERVER_URL } from './global-setup.ts'
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    templateDatabase: string
+  }
+}
+
+/** A fresh database cloned from the run's template (schema already applied). */
+export interface TestDatabase {
+  name: string
+  url: string
+  drop(): Promise<void>
+}
+
+/** Clones the template into a new database named after the run's template. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const template = inject('templateDatabase')
+  const name = `${template}_${randomBytes(4).toString('hex')}`
+  await adminQuery(`CREATE DATABASE ${name} TEMPLATE ${template}`)
+  return {
+    name,
+    url: withDatabase(TEST_SERVER_URL, name),
+    drop: () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  }
+}
+
+/** The name of a database that does not exist yet, for tests of start-up DDL. */
+export function freshDatabaseName(): string {
+  return `${inject('templateDatabase')}_${randomBytes(4).toString('hex')}`
+}
+
+export async function adminQuery(sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: TEST_SERVER_URL })
+  await admin.connect()
+  try {
+    await admin.query(sql)
+  } finally {
+    await admin.end()
+  }
+}
+
+export { TEST_SERVER_URL }
