@@ -1,0 +1,13 @@
+import pino from 'pino'
+import { buildProgram } from './program.ts'
+
+// The composition root: the only place that reads process.argv/process.env and exits.
+const logger = pino({ level: process.env.LOG_LEVEL?.toLowerCase() ?? 'info' })
+const program = buildProgram({ env: process.env, logger, out: (line) => process.stdout.write(`${line}\n`) }, [])
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  logger.error({ err }, 'command failed')
+  process.exitCode = 2
+}
