@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocketServer, type WebSocket } from 'ws'
@@ -20,6 +20,12 @@ export interface WsSinkOptions {
   /** Answer every frame with this text (a primary that talks back). */
   echo?: (frame: string) => string | undefined
   port?: number
+  /** Plain HTTP requests (a primary's read endpoints); 404 without it. */
+  http?: (req: IncomingMessage, res: ServerResponse) => void
+  /** Refuse the handshake itself with this HTTP status. */
+  refuseHandshake?: number
+  /** Accept, then drop the TCP connection without a close frame after this many frames. */
+  dropAfter?: number
 }
 
 /**
@@ -34,8 +40,17 @@ export class WsSink {
 
   constructor(options: WsSinkOptions = {}) {
     this.#o = options
-    this.server = createServer()
-    this.#wss = new WebSocketServer({ server: this.server, perMessageDeflate: false })
+    this.server = createServer((req, res) => {
+      if (options.http !== undefined) return options.http(req, res)
+      res.statusCode = 404
+      res.end('{"detail":"Not Found"}')
+    })
+    this.#wss = new WebSocketServer({
+      server: this.server,
+      perMessageDeflate: false,
+      verifyClient: (_info, done) =>
+        options.refuseHandshake === undefined ? done(true) : done(false, options.refuseHandshake),
+    })
     this.#wss.on('connection', (ws, req) => {
       const conn: SinkConnection = {
         ws,
@@ -45,7 +60,11 @@ export class WsSink {
         closeCode: undefined,
       }
       this.connections.push(conn)
-      if (options.secret !== undefined && req.headers['x-plugin-secret'] !== options.secret) {
+      const presented =
+        req.headers['x-plugin-secret'] ??
+        new URL(req.url ?? '/', 'http://x').searchParams.get('secret') ??
+        undefined
+      if (options.secret !== undefined && presented !== options.secret) {
         ws.close(1008, 'invalid plugin secret')
         return
       }
@@ -56,6 +75,10 @@ export class WsSink {
       ws.on('message', (data: Buffer) => {
         const text = data.toString('utf8')
         conn.frames.push(text)
+        if (options.dropAfter !== undefined && conn.frames.length >= options.dropAfter) {
+          ws.terminate()
+          return
+        }
         const answer = options.echo?.(text)
         if (answer !== undefined) ws.send(answer)
       })
