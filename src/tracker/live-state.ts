@@ -52,7 +52,7 @@ export class LiveState {
     this.#lastKills.set(key, kills)
     if (last === undefined) return 0
     const delta = kills - last
-    return delta > 0 ? delta : 0
+    return Math.max(delta, 0)
   }
 
   /** The session of the character's latest telemetry (rares are counted per session). */
