@@ -44,6 +44,8 @@ export class FleetConnections {
   }
   readonly #o: FleetConnectionsOptions
   readonly #plugins = new Map<string, Plugin>()
+  /** Sockets told to close whose close handshake has not finished. */
+  readonly #closing = new Set<WebSocket>()
 
   constructor(options: FleetConnectionsOptions) {
     this.#o = options
@@ -62,6 +64,7 @@ export class FleetConnections {
       for (const p of this.#plugins.values()) {
         if (p.ws.readyState === WebSocket.CONNECTING || p.ws.bufferedAmount > 0) busy = true
       }
+      if (this.#closing.size > 0) busy = true
       if (!busy) return
       await sleep(2)
     }
@@ -105,6 +108,7 @@ export class FleetConnections {
     })
     ws.on('error', (err) => log.debug({ err: coerceError(err) }, 'plugin socket error'))
     ws.on('close', (code) => {
+      this.#closing.delete(ws)
       this.stats.closes += 1
       if (code === 1008) {
         this.stats.refused += 1
@@ -120,6 +124,7 @@ export class FleetConnections {
     const plugin = this.#plugins.get(character)
     if (plugin === undefined) return
     this.#plugins.delete(character)
+    this.#closing.add(plugin.ws)
     if (plugin.ws.readyState === WebSocket.OPEN) plugin.ws.close(1000)
     else plugin.closeWhenOpen = true
   }
