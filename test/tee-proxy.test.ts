@@ -39,7 +39,7 @@ const frame = (i: number, character = 'Larsson'): string =>
   JSON.stringify({ type: 'telemetry', character_name: character, kills: i, kills_per_hour: `${i}.5` })
 
 describe('inline tee proxy', () => {
-  const cleanups: (() => Promise<unknown> | void)[] = []
+  const cleanups: (() => unknown)[] = []
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c()
   })
