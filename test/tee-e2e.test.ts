@@ -84,7 +84,7 @@ describe('a plugin frame sent to the primary reaches the shadow tracker', () => 
     cleanups.push(() => shadow.close())
     const mirror = new ShadowMirror({ url: `${shadow.wsUrl}/ws/position`, secret: SECRET, logger })
     cleanups.push(() => mirror.shutdown())
-    const receiver = buildMirrorReceiver({ teeSecret: TEE_SECRET, mirror, clock: { now: Date.now }, logger })
+    const receiver = buildMirrorReceiver({ teeSecret: TEE_SECRET, mirror, logger })
     const receiverUrl = (await receiver.listen()).replace('http', 'ws')
     cleanups.push(() => receiver.close())
 

@@ -83,7 +83,7 @@ describe('legacy Python tee (python3 + python3-websockets) against the mirror re
     const port = await freePort()
     let mirror = new ShadowMirror({ url: `${shadowUrl}/ws/position`, secret: SHADOW_SECRET, logger })
     const startReceiver = async (): Promise<MirrorReceiver> => {
-      const r = buildMirrorReceiver({ teeSecret: TEE_SECRET, mirror, clock: { now: Date.now }, logger })
+      const r = buildMirrorReceiver({ teeSecret: TEE_SECRET, mirror, logger })
       await r.listen(port)
       return r
     }

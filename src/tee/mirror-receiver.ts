@@ -4,7 +4,6 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer } from 'ws'
-import type { Clock } from '../protocol/time.ts'
 import type { CaptureWriter } from './capture-writer.ts'
 import { parseEnvelope, splitEnvelopes } from './envelope.ts'
 import { secretMatches } from './secret.ts'
@@ -19,7 +18,6 @@ export interface MirrorReceiverOptions {
   /** Where frames go; without one the receiver only captures. */
   mirror?: ShadowMirror
   capture?: CaptureWriter
-  clock: Clock
   logger: Logger
   /** Largest message accepted from the sender (a batch), default 16 MiB. */
   maxMessageBytes?: number
