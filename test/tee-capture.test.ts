@@ -139,3 +139,17 @@ describe('capture', () => {
     ws.close()
   })
 })
+
+describe('capture file errors', () => {
+  it('surfaces a capture that cannot be written instead of reporting success', async () => {
+    const capture = new CaptureWriter({
+      path: join(tmpdir(), 'no-such-dir-overlord', 'x.ndjson'),
+      source: 'proxy',
+      clock: { now: Date.now },
+      logger,
+    })
+    await expect(capture.ready()).rejects.toMatchObject({ code: 'TEE_ERR_CAPTURE' })
+    capture.frame('c', '{}')
+    await expect(capture.finish()).rejects.toMatchObject({ code: 'TEE_ERR_CAPTURE' })
+  })
+})

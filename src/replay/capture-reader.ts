@@ -1,9 +1,12 @@
 import { readFile } from 'node:fs/promises'
 import { gunzipSync } from 'node:zlib'
 import { OverlordError } from '../protocol/errors.ts'
-import { CAPTURE_FORMAT, type CaptureEvent, type CaptureHeader } from '../tee/capture-format.ts'
-
-export const TEE_ERR_CAPTURE = 'TEE_ERR_CAPTURE'
+import {
+  CAPTURE_FORMAT,
+  type CaptureEvent,
+  type CaptureHeader,
+  TEE_ERR_CAPTURE,
+} from '../tee/capture-format.ts'
 
 /** A capture loaded in memory: header and events in recorded order. */
 export interface Capture {

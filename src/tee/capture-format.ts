@@ -7,6 +7,9 @@
 export const CAPTURE_FORMAT = 'overlord-capture'
 export const CAPTURE_VERSION = 1
 
+/** A capture that cannot be written or read (to join the catalog in protocol/errors.ts). */
+export const TEE_ERR_CAPTURE = 'TEE_ERR_CAPTURE'
+
 export interface CaptureHeader {
   kind: 'header'
   format: typeof CAPTURE_FORMAT

@@ -2,6 +2,7 @@ import { createWriteStream, type WriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { createGzip, type Gzip } from 'node:zlib'
 import type { Logger } from 'pino'
+import { OverlordError } from '../protocol/errors.ts'
 import { formatInstant, msToMicros, type Clock } from '../protocol/time.ts'
 import {
   CAPTURE_FORMAT,
@@ -10,6 +11,7 @@ import {
   type CaptureHeader,
   type RecordedResponse,
 } from './capture-format.ts'
+import { TEE_ERR_CAPTURE } from './capture-format.ts'
 import { Redactor, safeUrl } from './redact.ts'
 
 export interface CaptureWriterOptions {
@@ -48,12 +50,22 @@ export class CaptureWriter {
   readonly #file: WriteStream
   readonly #sink: Gzip | WriteStream
   #closed = false
+  #error: Error | undefined
+  readonly #opened: Promise<void>
 
   constructor(options: CaptureWriterOptions) {
     this.#o = options
     this.redactor = new Redactor(options.secrets)
     this.#file = createWriteStream(options.path)
-    this.#file.on('error', (err) => options.logger.error({ err }, 'capture file error'))
+    this.#opened = new Promise((resolve) => {
+      this.#file.once('open', () => resolve())
+      this.#file.once('error', () => resolve())
+    })
+    this.#file.on('error', (err) => {
+      this.#error ??= err
+      this.#closed = true
+      options.logger.error({ err }, 'capture file error')
+    })
     if (options.path.endsWith('.gz')) {
       const gzip = createGzip()
       gzip.pipe(this.#file)
@@ -90,13 +102,27 @@ export class CaptureWriter {
     if (this.#line({ kind: 'snapshot', t, responses }, true)) this.stats.snapshots += 1
   }
 
-  /** Writes the end marker and waits until the file is complete. */
+  /** Resolves once the file is open; rejects if it cannot be written (call before relying on it). */
+  async ready(): Promise<void> {
+    await this.#opened
+    this.#throwIfFailed()
+  }
+
+  /** Writes the end marker and waits until the file is complete; rejects if the file failed. */
   async finish(stats?: Record<string, unknown>): Promise<void> {
-    if (this.#closed) return
-    this.#line({ kind: 'end', t: this.#o.clock.now(), ...(stats === undefined ? {} : { stats }) }, true)
-    this.#closed = true
-    this.#sink.end()
-    if (!this.#file.closed) await once(this.#file, 'close')
+    if (!this.#closed) {
+      this.#line({ kind: 'end', t: this.#o.clock.now(), ...(stats === undefined ? {} : { stats }) }, true)
+      this.#closed = true
+      this.#sink.end()
+    }
+    if (!this.#file.closed && this.#error === undefined) await once(this.#file, 'close')
+    this.#throwIfFailed()
+  }
+
+  #throwIfFailed(): void {
+    if (this.#error !== undefined) {
+      throw new OverlordError(TEE_ERR_CAPTURE, `capture file ${this.#o.path} failed`, { cause: this.#error })
+    }
   }
 
   #event(event: CaptureEvent): boolean {
