@@ -4,10 +4,9 @@ import { buildProgram } from './program.ts'
 
 // The composition root: the only place that reads process.argv/process.env and exits.
 const logger = pino({ level: process.env.LOG_LEVEL?.toLowerCase() ?? 'info' })
-const program = buildProgram(
-  { env: process.env, logger, out: (line) => process.stdout.write(`${line}\n`) },
-  [registerServe],
-)
+const program = buildProgram({ env: process.env, logger, out: (line) => process.stdout.write(`${line}\n`) }, [
+  registerServe,
+])
 
 try {
   await program.parseAsync(process.argv)
