@@ -17,6 +17,8 @@ export interface WriterOptions {
   lingerMs?: number
   /** Ops held while the database is slow or down; past this, new ops are dropped and counted. */
   maxPending?: number
+  /** Bulk-load telemetry with COPY (a real PostgreSQL); off for the embedded server. */
+  useCopy?: boolean
 }
 
 export interface WriterStats {
@@ -40,6 +42,7 @@ export class BatchWriter extends EventEmitter {
   readonly #batchSize: number
   readonly #lingerMs: number
   readonly #maxPending: number
+  readonly #useCopy: boolean
   #queue: WriteOp[] = []
   #head = 0
   #running = false
@@ -60,9 +63,10 @@ export class BatchWriter extends EventEmitter {
     super()
     this.#db = options.db
     this.#log = options.logger.child({ component: 'writer' })
-    this.#batchSize = options.batchSize ?? 2_000
+    this.#batchSize = options.batchSize ?? 5_000
     this.#lingerMs = options.lingerMs ?? 10
     this.#maxPending = options.maxPending ?? 500_000
+    this.#useCopy = options.useCopy ?? true
   }
 
   /** Queues one op; returns false (and counts it) when the bounded buffer is full. */
@@ -165,7 +169,7 @@ export class BatchWriter extends EventEmitter {
     let broken = false
     try {
       await client.query('BEGIN')
-      const rows = await applyBatch(client, batch)
+      const rows = await applyBatch(client, batch, this.#useCopy)
       await client.query('COMMIT')
       this.stats.rowsPersisted += rows
       this.stats.batches += 1
