@@ -120,7 +120,11 @@ describe('/ws/live', () => {
 
 describe('a slow browser', () => {
   it('is cut off while a fast one keeps receiving everything', async () => {
-    const small = await startTracker({ browserSoftLimitBytes: 64 * 1024, browserHardLimitBytes: 512 * 1024, browserGraceMs: 100 })
+    const small = await startTracker({
+      browserSoftLimitBytes: 64 * 1024,
+      browserHardLimitBytes: 512 * 1024,
+      browserGraceMs: 100,
+    })
     try {
       const fast = await connectBrowser(small.wsUrl)
       const slow = await connectBrowser(small.wsUrl)

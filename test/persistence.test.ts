@@ -21,7 +21,14 @@ describe('telemetry', () => {
     const ws = await connectPlugin(t.wsUrl)
     const sentAt = Date.now()
     await sendFrames(t.url, ws, [
-      telemetry('Coerced', { kills_per_hour: '340.5', deaths: '57', total_deaths: '', prismatic_taper_count: 'x', mem_mb: 512.5, timestamp: '2020-01-01T00:00:00Z' }),
+      telemetry('Coerced', {
+        kills_per_hour: '340.5',
+        deaths: '57',
+        total_deaths: '',
+        prismatic_taper_count: 'x',
+        mem_mb: 512.5,
+        timestamp: '2020-01-01T00:00:00Z',
+      }),
     ])
     await t.tracker.settle()
     const [row] = await rows(
@@ -40,7 +47,15 @@ describe('telemetry', () => {
   it('accumulates kill deltas per (character, session), new sessions starting from their first value', async () => {
     const ws = await connectPlugin(t.wsUrl)
     const k = (session: string, kills: number) => telemetry('Killer', { session_id: session, kills })
-    await sendFrames(t.url, ws, [k('a', 10), k('a', 15), k('a', 15), k('a', 12), k('a', 20), k('b', 100), k('b', 103)])
+    await sendFrames(t.url, ws, [
+      k('a', 10),
+      k('a', 15),
+      k('a', 15),
+      k('a', 12),
+      k('a', 20),
+      k('b', 100),
+      k('b', 103),
+    ])
     await t.tracker.settle()
     const [row] = await rows("SELECT total_kills FROM char_stats WHERE character_name = 'Killer'")
     // a: +5, +0, (decrease ignored), +8 ; b: starts at 100, +3
@@ -52,12 +67,24 @@ describe('telemetry', () => {
 describe('rares, spawns, portals, character and combat stats', () => {
   it('counts rares in total and per current session', async () => {
     const ws = await connectPlugin(t.wsUrl)
-    const rare = { type: 'rare', character_name: 'Lucky', name: 'Pyreal Sword', ew: 1, ns: 2, z: 3, timestamp: new Date().toISOString() }
+    const rare = {
+      type: 'rare',
+      character_name: 'Lucky',
+      name: 'Pyreal Sword',
+      ew: 1,
+      ns: 2,
+      z: 3,
+      timestamp: new Date().toISOString(),
+    }
     await sendFrames(t.url, ws, [telemetry('Lucky', { session_id: 's9' }), rare, rare])
     await sendFrames(t.url, ws, [telemetry('Lucky', { session_id: 's10' }), rare])
     await t.tracker.settle()
     expect(await rows("SELECT name FROM rare_events WHERE character_name = 'Lucky'")).toHaveLength(3)
-    expect(Number((await rows("SELECT total_rares FROM rare_stats WHERE character_name = 'Lucky'"))[0].total_rares)).toBe(3)
+    expect(
+      Number(
+        (await rows("SELECT total_rares FROM rare_stats WHERE character_name = 'Lucky'"))[0].total_rares,
+      ),
+    ).toBe(3)
     const sessions = await rows(
       "SELECT session_id, session_rares FROM rare_stats_sessions WHERE character_name = 'Lucky' ORDER BY session_id",
     )
@@ -71,13 +98,47 @@ describe('rares, spawns, portals, character and combat stats', () => {
   it('stores spawns and deduplicates portals on coordinates rounded to 0.1, keeping the first discovery', async () => {
     const ws = await connectPlugin(t.wsUrl)
     await sendFrames(t.url, ws, [
-      { type: 'spawn', character_name: 'Scout', mob: 'Drudge', ew: 1.01, ns: 2.02, z: 0, timestamp: new Date().toISOString() },
-      { type: 'portal', character_name: 'Scout', portal_name: 'Gate', ns: 10.04, ew: 20.01, z: 1, timestamp: '2026-11-22T10:00:00Z' },
-      { type: 'portal', character_name: 'Other', portal_name: 'Gate again', ns: 10.01, ew: 19.99, z: 1, timestamp: '2026-11-22T10:00:05Z' },
-      { type: 'portal', character_name: 'Other', portal_name: 'Elsewhere', ns: 11, ew: 20, z: 1, timestamp: '2026-11-22T10:00:06Z' },
+      {
+        type: 'spawn',
+        character_name: 'Scout',
+        mob: 'Drudge',
+        ew: 1.01,
+        ns: 2.02,
+        z: 0,
+        timestamp: new Date().toISOString(),
+      },
+      {
+        type: 'portal',
+        character_name: 'Scout',
+        portal_name: 'Gate',
+        ns: 10.04,
+        ew: 20.01,
+        z: 1,
+        timestamp: '2026-11-22T10:00:00Z',
+      },
+      {
+        type: 'portal',
+        character_name: 'Other',
+        portal_name: 'Gate again',
+        ns: 10.01,
+        ew: 19.99,
+        z: 1,
+        timestamp: '2026-11-22T10:00:05Z',
+      },
+      {
+        type: 'portal',
+        character_name: 'Other',
+        portal_name: 'Elsewhere',
+        ns: 11,
+        ew: 20,
+        z: 1,
+        timestamp: '2026-11-22T10:00:06Z',
+      },
     ])
     await t.tracker.settle()
-    expect(await rows("SELECT mob FROM spawn_events WHERE character_name = 'Scout'")).toEqual([{ mob: 'Drudge' }])
+    expect(await rows("SELECT mob FROM spawn_events WHERE character_name = 'Scout'")).toEqual([
+      { mob: 'Drudge' },
+    ])
     const portals = await rows('SELECT portal_name, discovered_by FROM portals ORDER BY portal_name')
     expect(portals).toEqual([
       { portal_name: 'Elsewhere', discovered_by: 'Other' },
@@ -99,7 +160,9 @@ describe('rares, spawns, portals, character and combat stats', () => {
     })
     await sendFrames(t.url, ws, [stats(100), stats(101)])
     await t.tracker.settle()
-    const [row] = await rows("SELECT level, total_xp, stats_data FROM character_stats WHERE character_name = 'Sage'")
+    const [row] = await rows(
+      "SELECT level, total_xp, stats_data FROM character_stats WHERE character_name = 'Sage'",
+    )
     expect(row.level).toBe(101)
     expect(Number(row.total_xp)).toBe(123456789012)
     expect(row.stats_data.attributes).toEqual({ strength: 100 })

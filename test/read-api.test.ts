@@ -1,8 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connectPlugin, getJson, type RunningTracker, sendFrames, startTracker, telemetry } from './support/tracker.ts'
+import {
+  connectPlugin,
+  getJson,
+  type RunningTracker,
+  sendFrames,
+  startTracker,
+  telemetry,
+} from './support/tracker.ts'
 
 /** A clock the test moves by hand: the tracker's window and cache run on it. */
-const clock = { t: Date.UTC(2026, 10, 22, 12, 0, 0), now() { return this.t } }
+const clock = {
+  t: Date.UTC(2026, 10, 22, 12, 0, 0),
+  now() {
+    return this.t
+  },
+}
 const iso = (ms: number) => new Date(ms).toISOString()
 
 let t: RunningTracker
@@ -40,7 +52,13 @@ describe('/live', () => {
     const ws = await connectPlugin(t.wsUrl)
     await sendFrames(t.url, ws, [
       telemetry('Shape', { timestamp: '2026-11-22T12:00:01.12Z', kills: 3, session_id: 'q' }),
-      telemetry('Shape', { timestamp: '2026-11-22T12:00:02Z', kills: 7, session_id: 'q', mem_mb: 100.5, latency_ms: 12 }),
+      telemetry('Shape', {
+        timestamp: '2026-11-22T12:00:02Z',
+        kills: 7,
+        session_id: 'q',
+        mem_mb: 100.5,
+        latency_ms: 12,
+      }),
       { type: 'rare', character_name: 'Shape', name: 'Gem', ew: 0, ns: 0, z: 0 },
     ])
     await t.tracker.settle()
@@ -84,13 +102,23 @@ describe('other read routes', () => {
     ])
     await t.tracker.settle()
 
-    const trails = (await getJson(`${t.url}/trails?seconds=600`)).body.trails.filter((r: any) => r.character_name === 'Walker')
+    const trails = (await getJson(`${t.url}/trails?seconds=600`)).body.trails.filter(
+      (r: any) => r.character_name === 'Walker',
+    )
     expect(trails.map((r: any) => r.ew)).toEqual([2, 3])
     expect(Object.keys(trails[0])).toEqual(['character_name', 'ew', 'ns', 'z', 'timestamp'])
 
     const hist = (await getJson(`${t.url}/history?character=Walker&from=${iso(base - 200_000)}`)).body.data
     expect(hist.map((r: any) => r.kills)).toEqual([2, 4])
-    expect(Object.keys(hist[0]).sort()).toEqual(['character_name', 'ew', 'kills', 'kills_per_hour', 'ns', 'timestamp', 'z'])
+    expect(Object.keys(hist[0]).sort()).toEqual([
+      'character_name',
+      'ew',
+      'kills',
+      'kills_per_hour',
+      'ns',
+      'timestamp',
+      'z',
+    ])
 
     const stats = await getJson(`${t.url}/stats/Walker`)
     expect(stats.status).toBe(200)
@@ -98,7 +126,10 @@ describe('other read routes', () => {
     expect(stats.body.total_kills).toBe(3)
     expect(stats.body.total_rares).toBe(0)
 
-    expect(await getJson(`${t.url}/stats/Nobody%20Here`)).toEqual({ status: 404, body: { detail: 'Character not found' } })
+    expect(await getJson(`${t.url}/stats/Nobody%20Here`)).toEqual({
+      status: 404,
+      body: { detail: 'Character not found' },
+    })
     expect((await getJson(`${t.url}/history?from=notadate`)).status).toBe(422)
     expect((await getJson(`${t.url}/trails?seconds=abc`)).status).toBe(422)
 
@@ -112,6 +143,8 @@ describe('other read routes', () => {
   it('refuses a proxied request without a session (internal trust needs no X-Forwarded-For)', async () => {
     const res = await getJson(`${t.url}/live`, { headers: { 'X-Forwarded-For': '203.0.113.9' } })
     expect(res).toEqual({ status: 401, body: { detail: 'Not authenticated' } })
-    expect((await getJson(`${t.url}/health`, { headers: { 'X-Forwarded-For': '203.0.113.9' } })).status).toBe(200)
+    expect((await getJson(`${t.url}/health`, { headers: { 'X-Forwarded-For': '203.0.113.9' } })).status).toBe(
+      200,
+    )
   })
 })

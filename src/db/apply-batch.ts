@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { TELEMETRY_COLUMNS, type TelemetryRecord } from '../protocol/frames.ts'
 import { formatInstant, type Micros } from '../protocol/time.ts'
+import { copyRows } from './copy.ts'
 import { addTrees, type StatsTree, toStatsTree } from './combat.ts'
 import type { CharacterStatsRow, PortalRow, RareRow, SpawnRow, WriteOp } from './write-ops.ts'
 
@@ -29,7 +30,7 @@ const TELEMETRY_TYPES: Record<(typeof TELEMETRY_COLUMNS)[number], string> = {
   latency_ms: 'float8',
 }
 
-const TELEMETRY_INSERT = `INSERT INTO telemetry_events (${TELEMETRY_COLUMNS.join(', ')})
+const TELEMETRY_UNNEST = `INSERT INTO telemetry_events (${TELEMETRY_COLUMNS.join(', ')})
 SELECT * FROM unnest(${TELEMETRY_COLUMNS.map((c, i) => `$${i + 1}::${TELEMETRY_TYPES[c]}[]`).join(', ')})`
 
 const TIME_KEYS = new Set(['timestamp', 'received_at', 'discovered_at'])
@@ -45,9 +46,14 @@ function columns<R extends object>(rows: readonly R[], keys: readonly (keyof R &
 /**
  * Applies a batch of write ops inside the caller's transaction. Grouping is safe because
  * every group is either an insert or a commutative increment; combat snapshots, whose
- * lifetime update depends on order, are applied one by one in order.
+ * lifetime update depends on order, are applied one by one in order. Telemetry, the bulk of
+ * the volume, goes by COPY when `useCopy` (the embedded PGlite server does not speak COPY).
  */
-export async function applyBatch(client: pg.PoolClient, ops: readonly WriteOp[]): Promise<number> {
+export async function applyBatch(
+  client: pg.PoolClient,
+  ops: readonly WriteOp[],
+  useCopy: boolean,
+): Promise<number> {
   const telemetry: TelemetryRecord[] = []
   const spawns: SpawnRow[] = []
   const rares: RareRow[] = []
@@ -95,7 +101,14 @@ export async function applyBatch(client: pg.PoolClient, ops: readonly WriteOp[])
 
   let rows = 0
   if (telemetry.length > 0) {
-    await client.query(TELEMETRY_INSERT, columns(telemetry, TELEMETRY_COLUMNS))
+    if (useCopy) {
+      const values = telemetry.map((r) =>
+        TELEMETRY_COLUMNS.map((c) => (c === 'timestamp' || c === 'received_at' ? ts(r[c]) : r[c])),
+      )
+      await copyRows(client, 'telemetry_events', TELEMETRY_COLUMNS, values)
+    } else {
+      await client.query(TELEMETRY_UNNEST, columns(telemetry, TELEMETRY_COLUMNS))
+    }
     rows += telemetry.length
   }
   if (kills.size > 0) {

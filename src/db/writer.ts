@@ -6,6 +6,8 @@ import type { Db } from './pool.ts'
 import { backoffMs, isTransientDbError } from './transient.ts'
 import type { WriteOp } from './write-ops.ts'
 
+const ignore = (): void => {}
+
 export interface WriterOptions {
   db: Db
   logger: Logger
@@ -15,6 +17,8 @@ export interface WriterOptions {
   lingerMs?: number
   /** Ops held while the database is slow or down; past this, new ops are dropped and counted. */
   maxPending?: number
+  /** Bulk-load telemetry with COPY (a real PostgreSQL); off for the embedded server. */
+  useCopy?: boolean
 }
 
 export interface WriterStats {
@@ -38,6 +42,7 @@ export class BatchWriter extends EventEmitter {
   readonly #batchSize: number
   readonly #lingerMs: number
   readonly #maxPending: number
+  readonly #useCopy: boolean
   #queue: WriteOp[] = []
   #head = 0
   #running = false
@@ -58,9 +63,10 @@ export class BatchWriter extends EventEmitter {
     super()
     this.#db = options.db
     this.#log = options.logger.child({ component: 'writer' })
-    this.#batchSize = options.batchSize ?? 2_000
+    this.#batchSize = options.batchSize ?? 5_000
     this.#lingerMs = options.lingerMs ?? 10
     this.#maxPending = options.maxPending ?? 500_000
+    this.#useCopy = options.useCopy ?? true
   }
 
   /** Queues one op; returns false (and counts it) when the bounded buffer is full. */
@@ -157,10 +163,13 @@ export class BatchWriter extends EventEmitter {
 
   async #write(batch: readonly WriteOp[]): Promise<void> {
     const client = await this.#db.connect()
+    // A checked-out client whose server goes away emits 'error' between queries; unheard, that
+    // would crash the process. The failing query rejects too, which is what drives the retry.
+    client.on('error', ignore)
     let broken = false
     try {
       await client.query('BEGIN')
-      const rows = await applyBatch(client, batch)
+      const rows = await applyBatch(client, batch, this.#useCopy)
       await client.query('COMMIT')
       this.stats.rowsPersisted += rows
       this.stats.batches += 1
@@ -170,6 +179,7 @@ export class BatchWriter extends EventEmitter {
       if (!broken) await client.query('ROLLBACK').catch(() => {})
       throw err
     } finally {
+      client.off('error', ignore)
       client.release(broken)
     }
   }

@@ -86,7 +86,13 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   const counters = newIngestCounters()
   const writer = readOnly
     ? undefined
-    : new BatchWriter({ db, logger, batchSize: options.writeBatchSize, maxPending: options.writeMaxPending })
+    : new BatchWriter({
+        db,
+        logger,
+        batchSize: options.writeBatchSize,
+        maxPending: options.writeMaxPending,
+        useCopy: embedded === undefined,
+      })
   const live = new LiveState()
   const hub = new BrowserHub({
     logger,
@@ -150,6 +156,9 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     live_cache_refreshed_at: liveCache.refreshedAt,
     live_cache_failures: liveCache.failures,
     read_only: readOnly,
+    process_rss_bytes: process.memoryUsage.rss(),
+    process_cpu_user_us: process.cpuUsage().user,
+    process_cpu_system_us: process.cpuUsage().system,
     timescale: schema?.timescale ?? null,
   })
 

@@ -244,6 +244,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         }
     }
 
+    if (hub.size === 0) return
     // Telemetry goes to browsers typeless (CONTRACT.md §3): the dashboard takes players from /live.
     if (type === 'telemetry') {
       const { type: _type, ...typeless } = frame

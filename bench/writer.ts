@@ -1,0 +1,60 @@
+/**
+ * Persist-path benchmark (not a test): the batched writer alone against a real PostgreSQL,
+ * no sockets. Usage: node bench/writer.ts [--rows 200000] [--batch 10000]
+ */
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import pino from 'pino'
+import { createPool, ensureDatabase } from '../src/db/pool.ts'
+import { initSchema } from '../src/db/schema.ts'
+import { BatchWriter } from '../src/db/writer.ts'
+import { toTelemetryRecord } from '../src/protocol/frames.ts'
+
+const { values: a } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '200000' },
+    batch: { type: 'string', default: '10000' },
+    database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/overlord_bench_writer' },
+  },
+})
+const name = new URL(a.database).pathname.slice(1)
+const admin = new pg.Client({ connectionString: a.database.replace(`/${name}`, '/postgres') })
+await admin.connect()
+await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+await admin.end()
+await ensureDatabase(a.database, name)
+const db = createPool({ connectionString: a.database })
+await initSchema(db)
+const writer = new BatchWriter({ db, logger: pino({ level: 'warn' }), batchSize: Number(a.batch) })
+const rows = Number(a.rows)
+const frame = (i: number) => ({
+  type: 'telemetry',
+  character_name: `W ${i % 70}`,
+  session_id: 's',
+  timestamp: new Date().toISOString(),
+  ew: i % 100,
+  ns: 1,
+  z: 0,
+  kills: i,
+  kills_per_hour: '340.5',
+  deaths: '0',
+  total_deaths: '1',
+  prismatic_taper_count: '5',
+  vt_state: 'Combat',
+})
+const start = performance.now()
+for (let i = 0; i < rows; i++)
+  writer.enqueue({ kind: 'telemetry', row: toTelemetryRecord(frame(i), Date.now() * 1000) })
+const enqueued = performance.now()
+await writer.flush()
+const done = performance.now()
+console.log(
+  JSON.stringify({
+    rows,
+    batch: Number(a.batch),
+    enqueue_ms: Math.round(enqueued - start),
+    persisted_per_s: Math.round(rows / ((done - start) / 1000)),
+    batches: writer.stats.batches,
+  }),
+)
+await db.end()
