@@ -2,8 +2,8 @@
 overlord-ts mirror receiver, fire-and-forget.
 
 Off unless ``OVERLORD_TEE_URL`` is set. The hooks (``open``/``frame``/``close``) are plain
-synchronous calls that only put a tuple on a bounded ``asyncio.Queue``: they never await, never
-block the event loop and never raise. One background task sends batches over a WebSocket and
+synchronous calls that only append a tuple to a bounded deque: they never await, never block the
+event loop and never raise. One background task sends batches over a WebSocket and
 reconnects with backoff; when the receiver is down or slow the queue fills and further frames are
 dropped and counted. Protocol: ``src/tee/envelope.ts`` in overlord-ts.
 
@@ -14,6 +14,7 @@ Environment:
 """
 
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -27,6 +28,8 @@ log = logging.getLogger("overlord_tee")
 
 PROTOCOL_VERSION = 1
 _OPEN, _FRAME, _CLOSE = 0, 1, 2
+# The C string encoder behind json.dumps(str): escapes the raw frame without building a dict.
+_quote = getattr(json.encoder, "c_encode_basestring_ascii", None) or json.encoder.encode_basestring_ascii
 
 
 def _connector():
@@ -77,7 +80,10 @@ class Tee:
         self._batch = batch
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
-        self._queue = None
+        # A deque and an event rather than asyncio.Queue: appending is a fraction of put_nowait's cost,
+        # and the hook is on the live service's request path.
+        self._queue = collections.deque()
+        self._wakeup = None
         self._task = None
         self._conns = itertools.count(1)
         self._session = secrets.token_hex(8)
@@ -94,7 +100,9 @@ class Tee:
         """Starts the background sender; call from the running event loop (FastAPI startup)."""
         try:
             if self._task is None:
-                self._queue = asyncio.Queue(maxsize=self._max_queue)
+                self._wakeup = asyncio.Event()
+                if self._queue:
+                    self._wakeup.set()
                 self._task = asyncio.get_running_loop().create_task(self._run())
         except Exception:  # noqa: BLE001 - the tee must never break the service
             self.errors += 1
@@ -116,11 +124,16 @@ class Tee:
 
     def _put(self, item):
         try:
-            self._queue.put_nowait(item)
+            queue = self._queue
+            if len(queue) >= self._max_queue:
+                self.dropped += 1
+                return
+            queue.append(item)
             self.queued += 1
-        except asyncio.QueueFull:
-            self.dropped += 1
-        except Exception:  # noqa: BLE001 - not started, or anything else: drop, never raise
+            wakeup = self._wakeup
+            if wakeup is not None and not wakeup.is_set():
+                wakeup.set()
+        except Exception:  # noqa: BLE001 - anything at all: drop, never raise
             self.dropped += 1
 
     def stats(self):
@@ -131,12 +144,13 @@ class Tee:
             "lost": self.lost,
             "connects": self.connects,
             "errors": self.errors,
-            "pending": self._queue.qsize() if self._queue is not None else 0,
+            "pending": len(self._queue),
         }
 
     async def stop(self):
         """Cancels the sender (FastAPI shutdown); whatever is still queued is discarded."""
         task, self._task = self._task, None
+        self._queue.clear()
         if task is not None:
             task.cancel()
             try:
@@ -149,10 +163,10 @@ class Tee:
     def _encode(item):
         kind, conn, t, payload = item
         if kind == _FRAME:
-            return json.dumps({"k": "frame", "c": conn, "t": t, "d": payload})
+            return '{"k":"frame","c":%d,"t":%.3f,"d":%s}' % (conn, t, _quote(payload))
         if kind == _OPEN:
-            return json.dumps({"k": "open", "c": conn, "t": t})
-        return json.dumps({"k": "close", "c": conn, "t": t, "code": payload})
+            return '{"k":"open","c":%d,"t":%.3f}' % (conn, t)
+        return '{"k":"close","c":%d,"t":%.3f,"code":%d}' % (conn, t, payload if isinstance(payload, int) else 1000)
 
     async def _run(self):
         connect, headers_kw = _connector()
@@ -166,11 +180,13 @@ class Tee:
                     self.connects += 1
                     backoff = self._min_backoff
                     await ws.send(hello)
+                    queue, encode = self._queue, self._encode
                     while True:
-                        item = await self._queue.get()
-                        batch = [self._encode(item)]
-                        while len(batch) < self._batch and not self._queue.empty():
-                            batch.append(self._encode(self._queue.get_nowait()))
+                        if not queue:
+                            self._wakeup.clear()
+                            await self._wakeup.wait()
+                            continue
+                        batch = [encode(queue.popleft()) for _ in range(min(self._batch, len(queue)))]
                         await ws.send("\n".join(batch))
                         self.sent += len(batch)
                         batch = []

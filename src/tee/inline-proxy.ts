@@ -193,7 +193,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
             upstream.send(data, { binary: isBinary })
             counters.frames_to_primary += 1
           }
-          if (!isBinary) {
+          if (!isBinary && (o.mirror !== undefined || o.capture !== undefined)) {
             // After the primary write: the copy must never delay the original.
             const text = data.toString('utf8')
             o.mirror?.frame(conn, text)
