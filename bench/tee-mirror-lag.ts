@@ -147,11 +147,8 @@ try {
     },
   })
   children.push(python)
-  const pyPort = (
-    JSON.parse((await createInterface({ input: python.stdout })[Symbol.asyncIterator]().next()).value) as {
-      port: number
-    }
-  ).port
+  const firstLine = await createInterface({ input: python.stdout })[Symbol.asyncIterator]().next()
+  const pyPort = (JSON.parse(String(firstLine.value)) as { port: number }).port
 
   const shadowLags = new Map<string, number>()
   const primaryLags = new Map<string, number>()
