@@ -20,7 +20,12 @@ export async function startEmbeddedDatabase(dataDir?: string): Promise<EmbeddedD
   const db = await PGlite.create(dataDir)
   // The socket server multiplexes its connections onto PGlite's single session, keeping a
   // transaction's statements together, so a small pool works as against a real server.
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: EMBEDDED_POOL_SIZE })
+  const server = new PGLiteSocketServer({
+    db,
+    host: '127.0.0.1',
+    port: 0,
+    maxConnections: EMBEDDED_POOL_SIZE,
+  })
   await server.start()
   return {
     connectionString: `postgres://postgres@${server.getServerConn()}/postgres`,

@@ -151,7 +151,9 @@ export async function initSchema(db: Db): Promise<SchemaResult> {
   await db.query(TABLES)
   if (timescale) {
     for (const [table, interval] of Object.entries(RETENTION)) {
-      await db.query(`SELECT create_hypertable('${table}', 'timestamp', if_not_exists => TRUE, migrate_data => TRUE)`)
+      await db.query(
+        `SELECT create_hypertable('${table}', 'timestamp', if_not_exists => TRUE, migrate_data => TRUE)`,
+      )
       await db.query(`SELECT add_retention_policy('${table}', INTERVAL '${interval}', if_not_exists => TRUE)`)
     }
   }

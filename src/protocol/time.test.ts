@@ -28,6 +28,8 @@ describe('formatInstant', () => {
   })
 
   it('round-trips PostgreSQL timestamptz text', () => {
-    expect(formatInstant(parsePgTimestamp('2026-11-22 08:10:02.12+00'))).toBe('2026-11-22T08:10:02.120000+00:00')
+    expect(formatInstant(parsePgTimestamp('2026-11-22 08:10:02.12+00'))).toBe(
+      '2026-11-22T08:10:02.120000+00:00',
+    )
   })
 })

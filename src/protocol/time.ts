@@ -29,7 +29,7 @@ export function parseInstant(value: unknown): Micros | undefined {
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', tz] = m
   const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
   if (Number.isNaN(ms)) return undefined
-  const micros = Number((frac + '000000').slice(0, 6))
+  const micros = Number(`${frac}000000`.slice(0, 6))
   let offsetMinutes = 0
   if (tz !== undefined && tz !== 'Z' && tz !== 'z') {
     const sign = tz[0] === '-' ? -1 : 1

@@ -1,0 +1,209 @@
+import type pg from 'pg'
+import { TELEMETRY_COLUMNS, type TelemetryRecord } from '../protocol/frames.ts'
+import { formatInstant, type Micros } from '../protocol/time.ts'
+import { addTrees, type StatsTree, toStatsTree } from './combat.ts'
+import type { CharacterStatsRow, PortalRow, RareRow, SpawnRow, WriteOp } from './write-ops.ts'
+
+const ts = (m: Micros): string => formatInstant(m)
+
+const TELEMETRY_TYPES: Record<(typeof TELEMETRY_COLUMNS)[number], string> = {
+  character_name: 'text',
+  char_tag: 'text',
+  session_id: 'text',
+  timestamp: 'timestamptz',
+  received_at: 'timestamptz',
+  ew: 'float8',
+  ns: 'float8',
+  z: 'float8',
+  kills: 'int4',
+  kills_per_hour: 'float8',
+  onlinetime: 'text',
+  deaths: 'int4',
+  total_deaths: 'int4',
+  rares_found: 'int4',
+  prismatic_taper_count: 'int4',
+  vt_state: 'text',
+  mem_mb: 'float8',
+  cpu_pct: 'float8',
+  mem_handles: 'int4',
+  latency_ms: 'float8',
+}
+
+const TELEMETRY_INSERT = `INSERT INTO telemetry_events (${TELEMETRY_COLUMNS.join(', ')})
+SELECT * FROM unnest(${TELEMETRY_COLUMNS.map((c, i) => `$${i + 1}::${TELEMETRY_TYPES[c]}[]`).join(', ')})`
+
+const TIME_KEYS = new Set(['timestamp', 'received_at', 'discovered_at'])
+
+/**
+ * Column-major arrays for an UNNEST insert (one statement, one round trip, any batch size);
+ * instants (epoch µs) go as ISO text so microseconds survive.
+ */
+function columns<R extends object>(rows: readonly R[], keys: readonly (keyof R & string)[]): unknown[][] {
+  return keys.map((k) => (TIME_KEYS.has(k) ? rows.map((r) => ts(r[k] as Micros)) : rows.map((r) => r[k])))
+}
+
+/**
+ * Applies a batch of write ops inside the caller's transaction. Grouping is safe because
+ * every group is either an insert or a commutative increment; combat snapshots, whose
+ * lifetime update depends on order, are applied one by one in order.
+ */
+export async function applyBatch(client: pg.PoolClient, ops: readonly WriteOp[]): Promise<number> {
+  const telemetry: TelemetryRecord[] = []
+  const spawns: SpawnRow[] = []
+  const rares: RareRow[] = []
+  const portals: PortalRow[] = []
+  const kills = new Map<string, number>()
+  const rareCounts = new Map<string, number>()
+  const sessionRares = new Map<string, { character: string; session: string; n: number }>()
+  const charStats = new Map<string, CharacterStatsRow>()
+  const combat: Extract<WriteOp, { kind: 'combat' }>[] = []
+
+  for (const op of ops) {
+    switch (op.kind) {
+      case 'telemetry':
+        telemetry.push(op.row)
+        break
+      case 'kills':
+        kills.set(op.character, (kills.get(op.character) ?? 0) + op.delta)
+        break
+      case 'spawn':
+        spawns.push(op.row)
+        break
+      case 'rare': {
+        rares.push(op.row)
+        const c = op.row.character_name
+        rareCounts.set(c, (rareCounts.get(c) ?? 0) + 1)
+        if (op.sessionId !== null) {
+          const key = `${c}\u0000${op.sessionId}`
+          const entry = sessionRares.get(key) ?? { character: c, session: op.sessionId, n: 0 }
+          entry.n += 1
+          sessionRares.set(key, entry)
+        }
+        break
+      }
+      case 'portal':
+        portals.push(op.row)
+        break
+      case 'character_stats':
+        charStats.set(op.row.character_name, op.row)
+        break
+      case 'combat':
+        combat.push(op)
+        break
+    }
+  }
+
+  let rows = 0
+  if (telemetry.length > 0) {
+    await client.query(TELEMETRY_INSERT, columns(telemetry, TELEMETRY_COLUMNS))
+    rows += telemetry.length
+  }
+  if (kills.size > 0) {
+    await client.query(
+      `INSERT INTO char_stats (character_name, total_kills)
+       SELECT * FROM unnest($1::text[], $2::int8[])
+       ON CONFLICT (character_name) DO UPDATE SET total_kills = char_stats.total_kills + EXCLUDED.total_kills`,
+      [[...kills.keys()], [...kills.values()]],
+    )
+  }
+  if (spawns.length > 0) {
+    await client.query(
+      `INSERT INTO spawn_events (character_name, mob, timestamp, ew, ns, z)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[])`,
+      columns(spawns, ['character_name', 'mob', 'timestamp', 'ew', 'ns', 'z']),
+    )
+    rows += spawns.length
+  }
+  if (rares.length > 0) {
+    await client.query(
+      `INSERT INTO rare_events (character_name, name, timestamp, ew, ns, z)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[])`,
+      columns(rares, ['character_name', 'name', 'timestamp', 'ew', 'ns', 'z']),
+    )
+    await client.query(
+      `INSERT INTO rare_stats (character_name, total_rares)
+       SELECT * FROM unnest($1::text[], $2::int8[])
+       ON CONFLICT (character_name) DO UPDATE SET total_rares = rare_stats.total_rares + EXCLUDED.total_rares`,
+      [[...rareCounts.keys()], [...rareCounts.values()]],
+    )
+    if (sessionRares.size > 0) {
+      const s = [...sessionRares.values()]
+      await client.query(
+        `INSERT INTO rare_stats_sessions (character_name, session_id, session_rares)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
+         ON CONFLICT (character_name, session_id)
+         DO UPDATE SET session_rares = rare_stats_sessions.session_rares + EXCLUDED.session_rares`,
+        [s.map((e) => e.character), s.map((e) => e.session), s.map((e) => e.n)],
+      )
+    }
+    rows += rares.length
+  }
+  if (portals.length > 0) {
+    // First discovery wins: a later frame for the same rounded coordinates changes nothing (§2).
+    await client.query(
+      `INSERT INTO portals (portal_name, ns, ew, z, discovered_at, discovered_by)
+       SELECT * FROM unnest($1::text[], $2::float8[], $3::float8[], $4::float8[], $5::timestamptz[], $6::text[])
+       ON CONFLICT ((round(ns::numeric, 1)), (round(ew::numeric, 1))) DO NOTHING`,
+      columns(portals, ['portal_name', 'ns', 'ew', 'z', 'discovered_at', 'discovered_by']),
+    )
+    rows += portals.length
+  }
+  if (charStats.size > 0) {
+    const s = [...charStats.values()]
+    await client.query(
+      `INSERT INTO character_stats (character_name, timestamp, level, total_xp, unassigned_xp,
+         luminance_earned, luminance_total, deaths, stats_data)
+       SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int4[], $4::int8[], $5::int8[],
+         $6::int8[], $7::int8[], $8::int4[], $9::jsonb[])
+       ON CONFLICT (character_name) DO UPDATE SET timestamp = EXCLUDED.timestamp, level = EXCLUDED.level,
+         total_xp = EXCLUDED.total_xp, unassigned_xp = EXCLUDED.unassigned_xp,
+         luminance_earned = EXCLUDED.luminance_earned, luminance_total = EXCLUDED.luminance_total,
+         deaths = EXCLUDED.deaths, stats_data = EXCLUDED.stats_data`,
+      [
+        ...columns(s, [
+          'character_name',
+          'timestamp',
+          'level',
+          'total_xp',
+          'unassigned_xp',
+          'luminance_earned',
+          'luminance_total',
+          'deaths',
+        ]),
+        s.map((r) => JSON.stringify(r.stats_data)),
+      ],
+    )
+    rows += s.length
+  }
+  for (const op of combat) {
+    await applyCombat(client, op)
+    rows += 1
+  }
+  return rows
+}
+
+/** Session snapshot upsert plus lifetime += (new snapshot − previous snapshot of that session) (§6). */
+async function applyCombat(client: pg.PoolClient, op: Extract<WriteOp, { kind: 'combat' }>): Promise<void> {
+  const next = toStatsTree(op.stats)
+  const prev = await client.query<{ data: StatsTree }>(
+    'SELECT data FROM combat_stats_sessions WHERE character_name = $1 AND session_id = $2 FOR UPDATE',
+    [op.character, op.sessionId],
+  )
+  const diff = addTrees(next, toStatsTree(prev.rows[0]?.data), -1)
+  const at = ts(op.at)
+  await client.query(
+    `INSERT INTO combat_stats_sessions (character_name, session_id, data, updated_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (character_name, session_id) DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at`,
+    [op.character, op.sessionId, JSON.stringify(next), at],
+  )
+  const life = await client.query<{ lifetime: StatsTree }>(
+    'SELECT lifetime FROM combat_stats WHERE character_name = $1 FOR UPDATE',
+    [op.character],
+  )
+  const lifetime = addTrees(toStatsTree(life.rows[0]?.lifetime), diff)
+  await client.query(
+    `INSERT INTO combat_stats (character_name, lifetime, updated_at) VALUES ($1, $2, $3)
+     ON CONFLICT (character_name) DO UPDATE SET lifetime = EXCLUDED.lifetime, updated_at = EXCLUDED.updated_at`,
+    [op.character, JSON.stringify(lifetime), at],
+  )
+}

@@ -1,0 +1,201 @@
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyBaseLogger } from 'fastify'
+import pino, { type Logger } from 'pino'
+import { type EmbeddedDatabase, EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from '../db/embedded.ts'
+import { createPool, type Db } from '../db/pool.ts'
+import { RetentionTask } from '../db/retention.ts'
+import { initSchema } from '../db/schema.ts'
+import { BatchWriter } from '../db/writer.ts'
+import { coerceError } from '../protocol/errors.ts'
+import { type Clock, systemClock } from '../protocol/time.ts'
+import { BrowserHub } from './browser-hub.ts'
+import { Ingest } from './ingest.ts'
+import { InventoryForwarder } from './inventory-forwarder.ts'
+import { LiveCache } from './live-cache.ts'
+import { LiveState } from './live-state.ts'
+import { newIngestCounters } from './metrics.ts'
+import { detail, registerReadApi } from './routes/read-api.ts'
+import { registerStateApi } from './routes/state-api.ts'
+import { isInternalRequest } from './trust.ts'
+import { attachWebSockets } from './websockets.ts'
+
+/** CONTRACT.md §9: the online window and the /live cache period. */
+export const ACTIVE_WINDOW_MS = 30_000
+export const LIVE_CACHE_MS = 5_000
+export const MAX_FRAME_BYTES = 8 * 1024 * 1024
+
+export interface TrackerOptions {
+  /** A PostgreSQL URL; without one the tracker runs on an embedded PGlite kept in `dataDir`. */
+  databaseUrl?: string
+  /** Where the embedded database keeps its data (in memory when omitted). */
+  dataDir?: string
+  sharedSecret?: string
+  sharedSecretLegacy?: string
+  /** Connect to an existing database, run no DDL and no writes, refuse ingest. */
+  readOnly?: boolean
+  skipSchemaInit?: boolean
+  clock?: Clock
+  logger?: Logger
+  buildVersion?: string
+  activeWindowMs?: number
+  liveCacheMs?: number
+  maxFrameBytes?: number
+  /** Per-browser backlog limits (see BrowserHub). */
+  browserSoftLimitBytes?: number
+  browserHardLimitBytes?: number
+  browserGraceMs?: number
+  /** Side effects towards plugins (commands, share relays); off by default: a shadow must not act (§10). */
+  pluginSideEffects?: boolean
+  inventoryServiceUrl?: string
+  /** Writer tuning. */
+  writeBatchSize?: number
+  writeMaxPending?: number
+}
+
+export interface Tracker {
+  /** Listens and resolves the base URL, e.g. `http://127.0.0.1:41234`. */
+  listen(port?: number, host?: string): Promise<string>
+  /** Writes everything queued and refreshes the /live cache now. */
+  settle(): Promise<void>
+  /** The counters served at `/metrics`. */
+  metrics(): Record<string, unknown>
+  /** Detections (death, idle) whose delivery lives elsewhere. */
+  readonly ingest: Ingest
+  readonly db: Db
+  close(): Promise<void>
+}
+
+/**
+ * Builds the TypeScript tracker: database, ingest, browser hub and HTTP API, without listening
+ * (fastify's build/listen split). The caller owns `listen` and `close`.
+ */
+export async function buildTracker(options: TrackerOptions = {}): Promise<Tracker> {
+  const logger = options.logger ?? pino({ level: 'silent' })
+  const clock = options.clock ?? systemClock
+  const readOnly = options.readOnly ?? false
+
+  let embedded: EmbeddedDatabase | undefined
+  let databaseUrl = options.databaseUrl
+  if (databaseUrl === undefined) {
+    embedded = await startEmbeddedDatabase(options.dataDir)
+    databaseUrl = embedded.connectionString
+  }
+  const db = createPool({ connectionString: databaseUrl, max: embedded ? EMBEDDED_POOL_SIZE : 6 })
+  const schema = readOnly || options.skipSchemaInit ? undefined : await initSchema(db)
+
+  const counters = newIngestCounters()
+  const writer = readOnly
+    ? undefined
+    : new BatchWriter({ db, logger, batchSize: options.writeBatchSize, maxPending: options.writeMaxPending })
+  const live = new LiveState()
+  const hub = new BrowserHub({
+    logger,
+    softLimitBytes: options.browserSoftLimitBytes,
+    hardLimitBytes: options.browserHardLimitBytes,
+    graceMs: options.browserGraceMs,
+  })
+  const inventory = new InventoryForwarder({ baseUrl: options.inventoryServiceUrl, logger, counters })
+  const ingest = new Ingest({
+    clock,
+    logger,
+    live,
+    hub,
+    counters,
+    inventory,
+    writer,
+    pluginSideEffects: options.pluginSideEffects ?? false,
+  })
+  const liveCache = new LiveCache({
+    db,
+    clock,
+    logger,
+    activeWindowMs: options.activeWindowMs ?? ACTIVE_WINDOW_MS,
+    refreshMs: options.liveCacheMs ?? LIVE_CACHE_MS,
+  })
+  const retention = readOnly
+    ? undefined
+    : new RetentionTask({ db, clock, logger, timescale: schema?.timescale ?? false })
+
+  const app = Fastify({
+    loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+  })
+  const PUBLIC = new Set(['/health', '/api-version', '/login'])
+  app.addHook('onRequest', async (req, reply) => {
+    if (PUBLIC.has(req.routeOptions.url ?? '')) return
+    // Cookie sessions arrive with the auth work; until then only internal trust (CONTRACT.md §5).
+    if (!isInternalRequest(req.socket.remoteAddress, req.headers))
+      return detail(reply, 401, 'Not authenticated')
+  })
+  app.setNotFoundHandler((_req, reply) => detail(reply, 404, 'Not Found'))
+  app.setErrorHandler((raw, _req, reply) => {
+    const err = coerceError(raw)
+    logger.error({ component: 'http', err }, 'request failed')
+    const status = (raw as { statusCode?: number }).statusCode ?? 500
+    return detail(reply, status, status >= 500 ? 'Internal Server Error' : err.message)
+  })
+
+  const metrics = (): Record<string, unknown> => ({
+    ...counters,
+    browsers: hub.stats.browsers,
+    browser_messages_sent: hub.stats.messagesSent,
+    browser_slow_disconnects: hub.stats.slowDisconnects,
+    persist_pending: writer?.stats.pending ?? 0,
+    rows_persisted: writer?.stats.rowsPersisted ?? 0,
+    persist_batches: writer?.stats.batches ?? 0,
+    persist_retries: writer?.stats.retries ?? 0,
+    persist_dropped: writer?.stats.dropped ?? 0,
+    persist_rejected: writer?.stats.rejected ?? 0,
+    live_cache_refreshed_at: liveCache.refreshedAt,
+    live_cache_failures: liveCache.failures,
+    read_only: readOnly,
+    timescale: schema?.timescale ?? null,
+  })
+
+  app.get('/health', async () => ({ status: 'ok' }))
+  app.get('/api-version', async () => ({ version: options.buildVersion ?? 'dev' }))
+  app.get('/metrics', async () => metrics())
+  registerReadApi(app, { db, clock, liveCache })
+  registerStateApi(app, { db, clock, live })
+
+  await app.ready()
+  const sockets = attachWebSockets(app.server, {
+    logger,
+    ingest,
+    hub,
+    live,
+    counters,
+    readOnly,
+    secrets: { current: options.sharedSecret, legacy: options.sharedSecretLegacy },
+    maxFrameBytes: options.maxFrameBytes ?? MAX_FRAME_BYTES,
+  })
+
+  await liveCache.refresh()
+  liveCache.start()
+  retention?.start()
+
+  return {
+    ingest,
+    db,
+    metrics,
+    async listen(port = 0, host = '127.0.0.1') {
+      await app.listen({ port, host })
+      const address = app.server.address() as AddressInfo
+      const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
+      return `http://${shown}:${address.port}`
+    },
+    async settle() {
+      await writer?.flush()
+      await liveCache.refresh()
+    },
+    async close() {
+      liveCache.stop()
+      retention?.stop()
+      sockets.close()
+      await app.close()
+      await writer?.close()
+      await db.end()
+      await embedded?.close()
+    },
+  }
+}

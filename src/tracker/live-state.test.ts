@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest'
+import { LiveState } from './live-state.ts'
+
+describe('kill deltas', () => {
+  it('adds positive differences within a session and starts a new session from its first value', () => {
+    const s = new LiveState()
+    expect(s.killDelta('A', 's1', 10)).toBe(0)
+    expect(s.killDelta('A', 's1', 13)).toBe(3)
+    expect(s.killDelta('A', 's1', 13)).toBe(0)
+    expect(s.killDelta('A', 's1', 12)).toBe(0)
+    expect(s.killDelta('A', 's2', 500)).toBe(0)
+    expect(s.killDelta('A', 's2', 502)).toBe(2)
+    expect(s.killDelta('B', 's1', 11)).toBe(0)
+    expect(s.sessionOf('A')).toBe('s2')
+  })
+})
+
+describe('death detection', () => {
+  it('fires on vitae 0 → >0, once per 5 minutes per character', () => {
+    const s = new LiveState()
+    const v = (vitae: number | string, at: number) =>
+      s.observeVitals({ type: 'vitals', character_name: 'A', vitae }, at)
+    expect(v(0, 0)).toBeUndefined()
+    expect(v(5, 1000)?.vitae).toBe(5)
+    expect(v(0, 2000)).toBeUndefined()
+    expect(v('10', 3000)).toBeUndefined() // within 5 minutes of the last alert
+    expect(v(0, 4000)).toBeUndefined()
+    expect(v(10, 301_001)?.character_name).toBe('A')
+  })
+
+  it('does not fire when the first vitals seen already carry vitae', () => {
+    const s = new LiveState()
+    expect(s.observeVitals({ type: 'vitals', character_name: 'A', vitae: 5 }, 0)).toBeUndefined()
+  })
+})
+
+describe('idle detection', () => {
+  it('fires once after 5 minutes idle and re-arms when leaving idle', () => {
+    const s = new LiveState()
+    expect(s.observeVtState('A', 'Idle', 0)).toBeUndefined()
+    expect(s.observeVtState('A', 'IDLE', 299_999)).toBeUndefined()
+    expect(s.observeVtState('A', 'idle', 300_000)?.idle_since).toBe(0)
+    expect(s.observeVtState('A', 'idle', 900_000)).toBeUndefined()
+    expect(s.observeVtState('A', 'Combat', 900_001)).toBeUndefined()
+    expect(s.observeVtState('A', 'idle', 1_000_000)).toBeUndefined()
+    expect(s.observeVtState('A', 'idle', 1_300_000)?.idle_since).toBe(1_000_000)
+  })
+})

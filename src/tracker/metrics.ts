@@ -1,0 +1,44 @@
+/** Counters the tracker exposes at `GET /metrics`, used by the harness for input accounting. */
+export interface IngestCounters {
+  frames_received: number
+  frames_accepted: number
+  frames_bad: number
+  frames_oversize: number
+  bad_by_reason: Record<string, number>
+  by_type: Record<string, number>
+  unknown_types: number
+  plugin_connections: number
+  plugins_refused: number
+  /** Side effects a shadow did not perform (CONTRACT.md §10), by kind. */
+  suppressed: Record<string, number>
+  inventory_forwarded: number
+  inventory_dropped: number
+  inventory_failed: number
+  deaths_detected: number
+  idles_detected: number
+}
+
+export function newIngestCounters(): IngestCounters {
+  return {
+    frames_received: 0,
+    frames_accepted: 0,
+    frames_bad: 0,
+    frames_oversize: 0,
+    bad_by_reason: {},
+    by_type: {},
+    unknown_types: 0,
+    plugin_connections: 0,
+    plugins_refused: 0,
+    suppressed: {},
+    inventory_forwarded: 0,
+    inventory_dropped: 0,
+    inventory_failed: 0,
+    deaths_detected: 0,
+    idles_detected: 0,
+  }
+}
+
+/** Increments `record[key]`. */
+export function bump(record: Record<string, number>, key: string, by = 1): void {
+  record[key] = (record[key] ?? 0) + by
+}
