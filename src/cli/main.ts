@@ -1,10 +1,12 @@
 import pino from 'pino'
 import { registerCompareCommands } from './commands/compare.ts'
+import { registerServe } from './commands/serve.ts'
 import { buildProgram } from './program.ts'
 
 // The composition root: the only place that reads process.argv/process.env and exits.
 const logger = pino({ level: process.env.LOG_LEVEL?.toLowerCase() ?? 'info' })
 const program = buildProgram({ env: process.env, logger, out: (line) => process.stdout.write(`${line}\n`) }, [
+  registerServe,
   registerCompareCommands,
 ])
 

@@ -6,6 +6,8 @@ import type { Db } from './pool.ts'
 import { backoffMs, isTransientDbError } from './transient.ts'
 import type { WriteOp } from './write-ops.ts'
 
+const ignore = (): void => {}
+
 export interface WriterOptions {
   db: Db
   logger: Logger
@@ -157,6 +159,9 @@ export class BatchWriter extends EventEmitter {
 
   async #write(batch: readonly WriteOp[]): Promise<void> {
     const client = await this.#db.connect()
+    // A checked-out client whose server goes away emits 'error' between queries; unheard, that
+    // would crash the process. The failing query rejects too, which is what drives the retry.
+    client.on('error', ignore)
     let broken = false
     try {
       await client.query('BEGIN')
@@ -170,6 +175,7 @@ export class BatchWriter extends EventEmitter {
       if (!broken) await client.query('ROLLBACK').catch(() => {})
       throw err
     } finally {
+      client.off('error', ignore)
       client.release(broken)
     }
   }

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyBaseLogger } from 'fastify'
+import Fastify, { type FastifyBaseLogger, LogController } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { type EmbeddedDatabase, EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from '../db/embedded.ts'
 import { createPool, type Db } from '../db/pool.ts'
@@ -118,7 +118,8 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
 
   const app = Fastify({
     loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request logs would sit on the hot path; failures are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
   })
   const PUBLIC = new Set(['/health', '/api-version', '/login'])
   app.addHook('onRequest', async (req, reply) => {

@@ -1,0 +1,38 @@
+import type { Command } from 'commander'
+import { ensureDatabase } from '../../db/pool.ts'
+import { buildTracker } from '../../tracker/build-tracker.ts'
+import type { CliContext } from '../program.ts'
+import { trackerConfigFromEnv } from '../tracker-config.ts'
+
+/** `overlord-ts serve`: runs the tracker until SIGINT/SIGTERM. */
+export function registerServe(program: Command, ctx: CliContext): void {
+  program
+    .command('serve')
+    .description('run the TypeScript tracker (configured by the legacy environment names, CONTRACT.md §9)')
+    .option('-p, --port <port>', 'listen port (default: $PORT or 8765)')
+    .option('--host <host>', 'listen address (default: $HOST or 127.0.0.1)')
+    .action(async (opts: { port?: string; host?: string }) => {
+      const config = trackerConfigFromEnv({ ...ctx.env, ...(opts.port ? { PORT: opts.port } : {}) })
+      const log = ctx.logger.child({ component: 'serve' })
+      if (config.createDatabase !== undefined && config.tracker.databaseUrl !== undefined) {
+        await ensureDatabase(config.tracker.databaseUrl, config.createDatabase)
+      }
+      if (config.tracker.sharedSecret === undefined)
+        log.warn('SHARED_SECRET is not set: every plugin is refused')
+      const tracker = await buildTracker({ ...config.tracker, logger: ctx.logger })
+      tracker.ingest.on('death', (e) => log.info({ event: e }, 'death detected (alert delivery not enabled)'))
+      tracker.ingest.on('idle', (e) => log.info({ event: e }, 'idle detected (alert delivery not enabled)'))
+      const url = await tracker.listen(config.port, opts.host ?? config.host)
+      log.info(
+        { url, embedded: config.tracker.databaseUrl === undefined, readOnly: config.tracker.readOnly },
+        'tracker listening',
+      )
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve()
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+      })
+      log.info('shutting down')
+      await tracker.close()
+    })
+}

@@ -1,0 +1,59 @@
+import { OverlordError, ERR } from '../protocol/errors.ts'
+import type { TrackerOptions } from '../tracker/build-tracker.ts'
+
+/** The shadow's own database (CONTRACT.md §8); the primary's is `dereth`. */
+export const SHADOW_DATABASE = 'dereth_ts'
+export const PRIMARY_DATABASE = 'dereth'
+
+const truthy = (v: string | undefined): boolean => v !== undefined && /^(1|true|yes|on)$/i.test(v.trim())
+
+export interface ServeConfig {
+  tracker: TrackerOptions
+  port: number
+  host: string
+  /** The database name to create when missing (never in read-only mode). */
+  createDatabase: string | undefined
+}
+
+/**
+ * Reads the legacy environment names (CONTRACT.md §9) plus `PORT`, `HOST`, `DATABASE_URL` and
+ * `DATA_DIR` into tracker options. Refuses to write into the primary's database: a shadow that
+ * could is one typo away from corrupting the live service (§10).
+ */
+export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
+  const readOnly = truthy(env.READ_ONLY)
+  let databaseUrl = env.DATABASE_URL?.trim() || undefined
+  let createDatabase: string | undefined
+  if (databaseUrl !== undefined) {
+    const url = new URL(databaseUrl)
+    if (url.pathname === '' || url.pathname === '/') url.pathname = `/${SHADOW_DATABASE}`
+    databaseUrl = url.toString()
+    const name = decodeURIComponent(url.pathname.slice(1))
+    if (!readOnly && name === PRIMARY_DATABASE && !truthy(env.ALLOW_PRIMARY_DATABASE_WRITES)) {
+      throw new OverlordError(
+        ERR.CONFIG,
+        `refusing to write into the primary's database "${PRIMARY_DATABASE}": use ${SHADOW_DATABASE}, or READ_ONLY=true`,
+      )
+    }
+    if (!readOnly) createDatabase = name
+  }
+  const port = Number(env.PORT ?? 8765)
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new OverlordError(ERR.CONFIG, `bad PORT: ${env.PORT}`)
+  return {
+    port,
+    host: env.HOST ?? '127.0.0.1',
+    createDatabase,
+    tracker: {
+      databaseUrl,
+      dataDir: databaseUrl === undefined ? (env.DATA_DIR ?? '.data/pglite') : undefined,
+      sharedSecret: env.SHARED_SECRET || undefined,
+      sharedSecretLegacy: env.SHARED_SECRET_LEGACY || undefined,
+      readOnly,
+      skipSchemaInit: truthy(env.SKIP_SCHEMA_INIT),
+      buildVersion: env.BUILD_VERSION,
+      inventoryServiceUrl: env.INVENTORY_SERVICE_URL || undefined,
+      pluginSideEffects: truthy(env.PLUGIN_SIDE_EFFECTS),
+    },
+  }
+}

@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  closeCode,
+  connectBrowser,
+  connectPlugin,
+  type RunningTracker,
+  sendFrames,
+  startTracker,
+  telemetry,
+  waitForMetrics,
+} from './support/tracker.ts'
+
+let t: RunningTracker
+beforeAll(async () => {
+  t = await startTracker({ pluginSideEffects: true })
+})
+afterAll(() => t.close())
+
+describe('/ws/live', () => {
+  it('sends telemetry typeless and every other frame as received', async () => {
+    const browser = await connectBrowser(t.wsUrl)
+    const ws = await connectPlugin(t.wsUrl)
+    const chat = '{"type":"chat","character_name":"Talker","text":"hello","color":5}'
+    await sendFrames(t.url, ws, [telemetry('Talker', { kills: 42 }), chat])
+    const tele = await browser.waitFor((m) => m.character_name === 'Talker' && m.kills === 42)
+    expect(tele.type).toBeUndefined()
+    expect(tele.kills_per_hour).toBe('340.5') // as received: coercion is for storage and /live
+    const got = await browser.waitFor((m) => m.type === 'chat')
+    expect(got).toEqual(JSON.parse(chat))
+    ws.close()
+    browser.ws.close()
+  })
+
+  it('after subscribe, sends only the listed types ("telemetry" selects the typeless telemetry)', async () => {
+    const rares = await connectBrowser(t.wsUrl)
+    const tele = await connectBrowser(t.wsUrl)
+    rares.ws.send(JSON.stringify({ type: 'subscribe', message_types: ['rare', 'chat'] }))
+    tele.ws.send(JSON.stringify({ type: 'subscribe', message_types: ['telemetry'] }))
+    const ws = await connectPlugin(t.wsUrl)
+    // The subscribes travel on other sockets: make sure they arrived before the frames do.
+    await new Promise((r) => setTimeout(r, 50))
+    await sendFrames(t.url, ws, [
+      telemetry('Sub'),
+      { type: 'vitals', character_name: 'Sub', vitae: 0 },
+      { type: 'rare', character_name: 'Sub', name: 'Gem' },
+      { type: 'chat', character_name: 'Sub', text: 'end' },
+    ])
+    await rares.waitFor((m) => m.type === 'chat' && m.text === 'end')
+    await tele.waitFor((m) => m.character_name === 'Sub')
+    expect(rares.messages.map((m) => m.type)).toEqual(['rare', 'chat'])
+    // Let anything wrongly sent arrive before checking the other browser saw telemetry only.
+    await sendFrames(t.url, ws, [telemetry('Sub', { kills: 99 })])
+    await tele.waitFor((m) => m.kills === 99)
+    expect(tele.messages.every((m) => m.type === undefined && m.character_name === 'Sub')).toBe(true)
+    ws.close()
+    rares.ws.close()
+    tele.ws.close()
+  })
+
+  it('routes a command to the character plugin, or answers command_error when none is connected', async () => {
+    const plugin = await connectPlugin(t.wsUrl)
+    const received: string[] = []
+    plugin.on('message', (d) => received.push(String(d)))
+    await sendFrames(t.url, plugin, [telemetry('Larsson')])
+    const browser = await connectBrowser(t.wsUrl)
+    const command = JSON.stringify({ player_name: 'Larsson', command: '/radar start' })
+    browser.ws.send(command)
+    await new Promise<void>((resolve) => plugin.once('message', () => resolve()))
+    expect(received).toEqual([command])
+
+    browser.ws.send(JSON.stringify({ player_name: 'Ghost', command: '/radar start' }))
+    expect(await browser.waitFor((m) => m.type === 'command_error')).toEqual({
+      type: 'command_error',
+      player_name: 'Ghost',
+      error: 'not_connected',
+    })
+    plugin.close()
+    browser.ws.close()
+  })
+
+  it('relays share_* frames to the other plugins only', async () => {
+    const a = await connectPlugin(t.wsUrl)
+    const b = await connectPlugin(t.wsUrl)
+    const toA: string[] = []
+    a.on('message', (d) => toA.push(String(d)))
+    await sendFrames(t.url, a, [telemetry('Sharer A')])
+    await sendFrames(t.url, b, [telemetry('Sharer B')])
+    const share = JSON.stringify({ type: 'share_vitals', character_name: 'Sharer B', health: 10 })
+    const got = new Promise<string>((resolve) => a.once('message', (d) => resolve(String(d))))
+    b.on('message', () => expect.fail('the sender must not get its own share back'))
+    await sendFrames(t.url, b, [share])
+    expect(await got).toBe(share)
+    a.close()
+    b.close()
+  })
+
+  it('answers request_dungeon_map from the cache or with not_found', async () => {
+    const ws = await connectPlugin(t.wsUrl)
+    const map = { type: 'dungeon_map', character_name: 'Delver', landblock: '0x1234', tiles: [1, 2] }
+    await sendFrames(t.url, ws, [map])
+    const browser = await connectBrowser(t.wsUrl)
+    browser.ws.send(JSON.stringify({ type: 'request_dungeon_map', landblock: '0x1234' }))
+    expect(await browser.waitFor((m) => m.type === 'dungeon_map')).toEqual(map)
+    browser.ws.send(JSON.stringify({ type: 'request_dungeon_map', landblock: '0xdead' }))
+    expect(await browser.waitFor((m) => m.error === 'not_found')).toEqual({
+      type: 'dungeon_map',
+      landblock: '0xdead',
+      error: 'not_found',
+    })
+    ws.close()
+    browser.ws.close()
+  })
+
+  it('refuses a browser that is neither internal nor signed in', async () => {
+    const browser = connectBrowser(t.wsUrl, { 'X-Forwarded-For': '203.0.113.7' })
+    const b = await browser
+    expect(await closeCode(b.ws)).toBe(1008)
+  })
+})
+
+describe('a slow browser', () => {
+  it('is cut off while a fast one keeps receiving everything', async () => {
+    const small = await startTracker({
+      browserSoftLimitBytes: 64 * 1024,
+      browserHardLimitBytes: 512 * 1024,
+      browserGraceMs: 100,
+    })
+    try {
+      const fast = await connectBrowser(small.wsUrl)
+      const slow = await connectBrowser(small.wsUrl)
+      slow.ws.pause() // stops reading: the kernel buffers fill, then the tracker's backlog grows
+      const slowClosed = closeCode(slow.ws)
+      const ws = await connectPlugin(small.wsUrl)
+      const text = 'x'.repeat(16 * 1024)
+      const total = 1_000 // 16 MB: far past what loopback buffers absorb
+      // Paced so the fast browser (in this same process) keeps up; the slow one reads nothing.
+      for (let i = 0; i < total; i++) {
+        ws.send(JSON.stringify({ type: 'chat', character_name: 'Flood', text, i }))
+        if (i % 20 === 19) await fast.waitFor((m) => m.i === i)
+      }
+      await fast.waitFor((m) => m.i === total - 1)
+      expect(fast.messages.filter((m) => m.type === 'chat').map((m) => m.i)).toEqual([...Array(total).keys()])
+      const m = await waitForMetrics(small.url, (x) => x.browser_slow_disconnects === 1)
+      expect(m.browsers).toBe(1)
+      slow.ws.resume()
+      await slowClosed
+      ws.close()
+      fast.ws.close()
+    } finally {
+      await small.close()
+    }
+  })
+})
