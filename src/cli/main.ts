@@ -1,4 +1,5 @@
 import pino from 'pino'
+import { registerCompareCommands } from './commands/compare.ts'
 import { registerReplay } from './commands/replay.ts'
 import { registerServe } from './commands/serve.ts'
 import { registerSimulate } from './commands/simulate.ts'
@@ -9,6 +10,7 @@ import { buildProgram } from './program.ts'
 const logger = pino({ level: process.env.LOG_LEVEL?.toLowerCase() ?? 'info' })
 const program = buildProgram({ env: process.env, logger, out: (line) => process.stdout.write(`${line}\n`) }, [
   registerServe,
+  registerCompareCommands,
   registerTee,
   registerReplay,
   registerSimulate,

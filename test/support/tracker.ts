@@ -13,15 +13,21 @@ export interface RunningTracker {
   close(): Promise<void>
 }
 
-/** A tracker on a fresh clone of the template database, listening on a free loopback port. */
-export async function startTracker(options: Partial<TrackerOptions> = {}): Promise<RunningTracker> {
-  const database = await createTestDatabase()
-  const tracker = await buildTracker({
-    databaseUrl: database.url,
-    sharedSecret: SECRET,
-    skipSchemaInit: true,
-    ...options,
-  })
+/** Where a test tracker keeps its data: a clone of the template on the real server, or embedded PGlite. */
+export type Backend = 'postgres' | 'embedded'
+
+/** A tracker on a fresh clone of the template database (or an in-memory embedded one), on a free loopback port. */
+export async function startTracker(
+  options: Partial<TrackerOptions> = {},
+  backend: Backend = 'postgres',
+): Promise<RunningTracker> {
+  const database: TestDatabase =
+    backend === 'postgres' ? await createTestDatabase() : { name: 'embedded', url: '', drop: async () => {} }
+  const tracker = await buildTracker(
+    backend === 'postgres'
+      ? { databaseUrl: database.url, sharedSecret: SECRET, skipSchemaInit: true, ...options }
+      : { sharedSecret: SECRET, ...options },
+  )
   const url = await tracker.listen(0)
   return {
     tracker,

@@ -1,0 +1,133 @@
+import type { GateStatus } from './gate.ts'
+import type { LedgerEntry } from './ledger.ts'
+import type { SweepResult } from './sweep.ts'
+
+/** A diff cluster over the ledger: one path signature and class on one endpoint. */
+export interface Cluster {
+  endpoint: string
+  signature: string
+  class: string
+  status: string
+  firstSeen: string
+  lastSeen: string
+  total: number
+  sweeps: number
+  /** Counts per time bucket (the sparkline). */
+  series: number[]
+  trend: 'rising' | 'falling' | 'steady'
+}
+
+/** Everything the Markdown and HTML reports show, computed once from the ledger. */
+export interface ReportData {
+  generatedAt: string
+  sweeps: number
+  skippedLines: number
+  from: string | null
+  to: string | null
+  verdicts: Record<string, number>
+  endpoints: { name: string; sweeps: number; cleanRate: number; series: (number | null)[] }[]
+  buckets: string[]
+  clusters: Cluster[]
+  worstFields: { signature: string; mismatches: number; endpoints: string[] }[]
+  latest: SweepResult | undefined
+  gate: GateStatus | undefined
+}
+
+const BUCKETS = 48
+
+/** Aggregates ledger entries into time buckets, clusters and worst fields. */
+export function buildReportData(
+  entries: readonly LedgerEntry[],
+  latest: SweepResult | undefined,
+  gate: GateStatus | undefined,
+  nowMs: number,
+  skippedLines = 0,
+): ReportData {
+  const times = entries.map((e) => Date.parse(e.startedAt))
+  const t0 = times.length ? Math.min(...times) : nowMs
+  const t1 = times.length ? Math.max(...times) : nowMs
+  const width = Math.max(1, (t1 - t0 + 1) / BUCKETS)
+  const bucketOf = (t: number) => Math.min(BUCKETS - 1, Math.floor((t - t0) / width))
+  const buckets = Array.from({ length: BUCKETS }, (_, i) => new Date(t0 + i * width).toISOString())
+
+  const verdicts: Record<string, number> = {}
+  const eps = new Map<string, { sweeps: number; clean: number; b: { n: number; c: number }[] }>()
+  const clusters = new Map<string, Cluster>()
+  const fields = new Map<string, { mismatches: number; endpoints: Set<string> }>()
+  entries.forEach((e, i) => {
+    verdicts[e.verdict] = (verdicts[e.verdict] ?? 0) + 1
+    const b = bucketOf(times[i]!)
+    for (const ep of e.endpoints) {
+      let agg = eps.get(ep.name)
+      if (agg === undefined) {
+        agg = { sweeps: 0, clean: 0, b: Array.from({ length: BUCKETS }, () => ({ n: 0, c: 0 })) }
+        eps.set(ep.name, agg)
+      }
+      agg.sweeps += 1
+      agg.b[b]!.n += 1
+      if (ep.clean) {
+        agg.clean += 1
+        agg.b[b]!.c += 1
+      }
+      for (const c of ep.clusters) {
+        const key = `${ep.name}|${c.class}|${c.signature}|${c.status}`
+        let cl = clusters.get(key)
+        if (cl === undefined) {
+          cl = {
+            endpoint: ep.name,
+            signature: c.signature,
+            class: c.class,
+            status: c.status,
+            firstSeen: e.startedAt,
+            lastSeen: e.startedAt,
+            total: 0,
+            sweeps: 0,
+            series: new Array<number>(BUCKETS).fill(0),
+            trend: 'steady',
+          }
+          clusters.set(key, cl)
+        }
+        cl.lastSeen = e.startedAt
+        cl.total += c.count
+        cl.sweeps += 1
+        cl.series[b]! += c.count
+        if (c.status === 'mismatch') {
+          const f = fields.get(c.signature) ?? { mismatches: 0, endpoints: new Set<string>() }
+          f.mismatches += c.count
+          f.endpoints.add(ep.name)
+          fields.set(c.signature, f)
+        }
+      }
+    }
+  })
+  for (const cl of clusters.values()) {
+    const half = BUCKETS / 2
+    const early = cl.series.slice(0, half).reduce((a, b) => a + b, 0)
+    const late = cl.series.slice(half).reduce((a, b) => a + b, 0)
+    cl.trend = late > early * 1.2 ? 'rising' : late < early * 0.8 ? 'falling' : 'steady'
+  }
+  return {
+    generatedAt: new Date(nowMs).toISOString(),
+    sweeps: entries.length,
+    skippedLines,
+    from: entries[0]?.startedAt ?? null,
+    to: entries.at(-1)?.startedAt ?? null,
+    verdicts,
+    endpoints: [...eps.entries()]
+      .map(([name, a]) => ({
+        name,
+        sweeps: a.sweeps,
+        cleanRate: a.sweeps === 0 ? 0 : a.clean / a.sweeps,
+        series: a.b.map((x) => (x.n === 0 ? null : x.c / x.n)),
+      }))
+      .sort((x, y) => x.cleanRate - y.cleanRate || x.name.localeCompare(y.name)),
+    buckets,
+    clusters: [...clusters.values()].sort((a, b) => b.total - a.total),
+    worstFields: [...fields.entries()]
+      .map(([signature, f]) => ({ signature, mismatches: f.mismatches, endpoints: [...f.endpoints].sort() }))
+      .sort((a, b) => b.mismatches - a.mismatches)
+      .slice(0, 20),
+    latest,
+    gate,
+  }
+}

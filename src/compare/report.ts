@@ -1,0 +1,23 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { GateStatus } from './gate.ts'
+import { readLedger, readSweep } from './ledger.ts'
+import { buildReportData } from './report-data.ts'
+import { renderHtml } from './report-html.ts'
+import { renderMarkdown } from './report-markdown.ts'
+
+/** Rebuilds `report.md` and `report.html` in `dir` from the ledger and the latest sweep file. */
+export async function writeReports(
+  dir: string,
+  options: { gate?: GateStatus; nowMs?: number } = {},
+): Promise<{ markdown: string; html: string; sweeps: number }> {
+  const { entries, skipped } = await readLedger(dir)
+  const last = entries.at(-1)
+  const latest = last === undefined ? undefined : await readSweep(dir, last.id)
+  const data = buildReportData(entries, latest, options.gate, options.nowMs ?? Date.now(), skipped)
+  const markdown = join(dir, 'report.md')
+  const html = join(dir, 'report.html')
+  await writeFile(markdown, renderMarkdown(data))
+  await writeFile(html, renderHtml(data))
+  return { markdown, html, sweeps: entries.length }
+}
