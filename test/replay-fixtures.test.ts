@@ -4,6 +4,7 @@ import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { readCapture } from '../src/replay/capture-reader.ts'
 import { replayCapture } from '../src/replay/replay-driver.ts'
+import { loadEngineComparer } from '../src/replay/snapshot-compare.ts'
 import { VirtualClock } from '../src/replay/virtual-clock.ts'
 import { SECRET, startTracker } from './support/tracker.ts'
 
@@ -11,7 +12,7 @@ const FIXTURES = join(import.meta.dirname, '..', 'fixtures')
 const files = readdirSync(FIXTURES).filter((f) => /\.ndjson(\.gz)?$/.test(f))
 const logger = pino({ level: 'silent' })
 
-describe('committed fixtures replay equal to their recorded primary', () => {
+describe('committed fixtures replay equal to their recorded primary (comparison engine rules)', () => {
   it('has at least one fixture', () => {
     expect(files.length).toBeGreaterThan(0)
   })
@@ -24,6 +25,7 @@ describe('committed fixtures replay equal to their recorded primary', () => {
       try {
         const result = await replayCapture({
           capture,
+          compare: await loadEngineComparer(join(import.meta.dirname, '..', 'compare')),
           logger,
           target: { baseUrl: tracker.url, secret: SECRET, clock, settle: () => tracker.tracker.settle() },
         })

@@ -5,6 +5,7 @@ import pino from 'pino'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { readCapture } from '../src/replay/capture-reader.ts'
 import { replayCapture } from '../src/replay/replay-driver.ts'
+import { loadEngineComparer, plainComparer, type SnapshotComparer } from '../src/replay/snapshot-compare.ts'
 import { VirtualClock } from '../src/replay/virtual-clock.ts'
 import { CaptureWriter } from '../src/tee/capture-writer.ts'
 import { FleetModel } from '../src/tee/fleet-model.ts'
@@ -17,7 +18,7 @@ const logger = pino({ level: 'silent' })
 const START = Date.UTC(2026, 10, 22, 8, 0, 0)
 
 /** Replays a capture into a fresh tracker on its own virtual clock. */
-async function replayIntoFresh(path: string) {
+async function replayIntoFresh(path: string, compare: SnapshotComparer = plainComparer) {
   const capture = await readCapture(path)
   const clock = new VirtualClock(capture.events[0]?.t ?? 0)
   const t = await startTracker({ clock, liveCacheMs: 3_600_000 })
@@ -25,6 +26,7 @@ async function replayIntoFresh(path: string) {
     return await replayCapture({
       capture,
       logger,
+      compare,
       target: { baseUrl: t.url, secret: SECRET, clock, settle: () => t.tracker.settle() },
     })
   } finally {
@@ -84,6 +86,8 @@ describe('record through the inline tee, then replay on virtual time', () => {
     expect(first.compared).toBeGreaterThan(20)
     const second = await replayIntoFresh(path)
     expect(second).toEqual(first)
+    const engine = await replayIntoFresh(path, await loadEngineComparer())
+    expect(engine.snapshots.flatMap((s) => s.endpoints.filter((e) => !e.equal))).toEqual([])
   })
 
   it('reports a difference when the stream is not what the primary saw', async () => {
@@ -97,10 +101,14 @@ describe('record through the inline tee, then replay on virtual time', () => {
     event.data = JSON.stringify({ ...frame, kills: frame.kills + 1000 })
     const altered = join(await mkdtemp(join(tmpdir(), 'overlord-replay-')), 'altered.ndjson')
     await writeFile(altered, [capture.header, ...capture.events].map((l) => JSON.stringify(l)).join('\n'))
-    const result = await replayIntoFresh(altered)
-    expect(result.equal).toBe(false)
-    const mismatched = result.snapshots.flatMap((s) => s.endpoints.filter((e) => !e.equal).map((e) => e.path))
-    expect(mismatched).toContain('/live')
-    expect(mismatched).toContain('/total-kills')
+    for (const compare of [plainComparer, await loadEngineComparer()]) {
+      const result = await replayIntoFresh(altered, compare)
+      expect(result.equal).toBe(false)
+      const mismatched = result.snapshots.flatMap((s) =>
+        s.endpoints.filter((e) => !e.equal).map((e) => e.path),
+      )
+      expect(mismatched).toContain('/live')
+      expect(mismatched).toContain('/total-kills')
+    }
   })
 })

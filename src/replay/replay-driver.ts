@@ -5,7 +5,7 @@ import { ERR, OverlordError } from '../protocol/errors.ts'
 import type { RecordedResponse } from '../tee/capture-format.ts'
 import { takeSnapshot } from '../tee/snapshot-poller.ts'
 import type { Capture } from './capture-reader.ts'
-import { compareResponse, type Difference } from './snapshot-compare.ts'
+import { type Difference, plainComparer, type SnapshotComparer } from './snapshot-compare.ts'
 import type { VirtualClock } from './virtual-clock.ts'
 
 /** The fresh tracker a capture is replayed into; it runs on `clock`. */
@@ -25,6 +25,8 @@ export interface ReplayOptions {
   logger: Logger
   /** Virtual ms per real ms; `Infinity` (the default) replays as fast as the target takes it. */
   speed?: number
+  /** How recorded and replayed responses are compared (default: deep-equal after normalization). */
+  compare?: SnapshotComparer
   /** Endpoints never compared (volatile ones). */
   ignoreEndpoints?: readonly string[]
   onProgress?: (done: number, total: number) => void
@@ -71,6 +73,7 @@ export async function replayCapture(o: ReplayOptions): Promise<ReplayResult> {
   const { capture, target, logger } = o
   const speed = o.speed ?? Number.POSITIVE_INFINITY
   const ignore = new Set(o.ignoreEndpoints ?? [])
+  const compare = o.compare ?? plainComparer
   const wsUrl = `${target.baseUrl.replace(/^http/, 'ws')}/ws/position`
   const sockets = new Map<string, WebSocket>()
   const dirty = new Set<WebSocket>()
@@ -174,7 +177,7 @@ export async function replayCapture(o: ReplayOptions): Promise<ReplayResult> {
         const snapshot: SnapshotResult = { offset_ms: event.t - first, endpoints: [] }
         for (const path of endpoints) {
           const expected = event.responses[path] as RecordedResponse
-          const differences = compareResponse(expected, actual[path] ?? { status: 0, body: null })
+          const differences = compare(path, expected, actual[path] ?? { status: 0, body: null })
           snapshot.endpoints.push({ path, equal: differences.length === 0, differences })
           result.compared += 1
           if (differences.length > 0) result.mismatched += 1

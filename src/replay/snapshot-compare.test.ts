@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { compareResponse, normalize } from './snapshot-compare.ts'
+import { parseManifest } from '../compare/manifest.ts'
+import { parseRules } from '../compare/rules.ts'
+import { compareResponse, engineComparer, normalize } from './snapshot-compare.ts'
 
 describe('snapshot comparison', () => {
   it('treats equal instants in any ISO spelling as equal', () => {
@@ -25,5 +27,53 @@ describe('snapshot comparison', () => {
       { path: '$.players.length', expected: 2, actual: 1 },
       { path: '$.players[0].kills', expected: 1, actual: 3 },
     ])
+  })
+})
+
+describe('engine comparer', () => {
+  const rules = parseRules({
+    defaults: { abs: 1e-6, rel: 1e-9, toleranceMs: 0 },
+    lag: { assumedMs: 0 },
+    endpoints: { stats: { fields: { 'body.latest_snapshot.kills_per_hour': { abs: 0.5 } } } },
+  })
+  const manifest = parseManifest({
+    endpoints: [
+      { name: 'live', path: '/live' },
+      { name: 'stats', path: '/stats/{character}' },
+      { name: 'api-version', path: '/api-version', compare: 'status' },
+    ],
+  })
+  const compare = engineComparer(rules, manifest)
+
+  it("applies the concrete path's endpoint rules", () => {
+    const body = (kph: number) => ({
+      character_name: 'Brim Ironfist',
+      latest_snapshot: { kills_per_hour: kph },
+    })
+    expect(
+      compare('/stats/Brim%20Ironfist', { status: 200, body: body(340) }, { status: 200, body: body(340.4) }),
+    ).toEqual([])
+    expect(
+      compare('/stats/Brim%20Ironfist', { status: 200, body: body(340) }, { status: 200, body: body(341) }),
+    ).toHaveLength(1)
+  })
+
+  it('compares status-only endpoints by status', () => {
+    expect(
+      compare(
+        '/api-version',
+        { status: 200, body: { version: 'a' } },
+        { status: 200, body: { version: 'b' } },
+      ),
+    ).toEqual([])
+  })
+
+  it('reports with the engine classes', () => {
+    const d = compare(
+      '/live',
+      { status: 200, body: { players: [] } },
+      { status: 200, body: { players: [], extra: 1 } },
+    )
+    expect(d.map((x) => x.class)).toEqual(['extra_field'])
   })
 })
