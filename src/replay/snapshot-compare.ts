@@ -96,7 +96,9 @@ function endpointMatcher(
     re: new RegExp(
       `^${e.path
         .split(/(\{[^}]+\})/)
-        .map((part) => (part.startsWith('{') ? (part === '{character}' ? '[^/?]+' : '[^&]+') : escapeRegExp(part)))
+        .map((part) =>
+          part.startsWith('{') ? (part === '{character}' ? '[^/?]+' : '[^&]+') : escapeRegExp(part),
+        )
         .join('')}$`,
     ),
   }))
