@@ -189,3 +189,26 @@ describe('inline tee proxy', () => {
     expect(status).toBe(502)
   })
 })
+
+describe('inline tee proxy flow control', () => {
+  it('passes a stalled primary back to the plugin instead of buffering without bound', async () => {
+    const primary = new WsSink({ stall: true })
+    const primaryUrl = await primary.listen()
+    const proxy = buildInlineProxy({ primaryUrl, clock: { now: Date.now }, logger })
+    const url = `${(await proxy.listen()).replace('http', 'ws')}/ws/position`
+    try {
+      const p = plugin(url)
+      await opened(p.ws)
+      const chunk = JSON.stringify({ type: 'chat', character_name: 'Larsson', text: 'y'.repeat(64 * 1024) })
+      for (let i = 0; i < 400; i++) p.ws.send(chunk)
+      await waitFor('the proxy to pause the plugin', () => proxy.counters.backpressure_pauses > 0)
+      // 25 MiB sent: once the proxy stops reading, the excess waits in the plugin's own buffer.
+      await waitFor('back-pressure to reach the plugin', () => p.ws.bufferedAmount > 0)
+      expect(proxy.counters.frames_to_primary).toBeLessThan(400)
+      p.ws.terminate()
+    } finally {
+      await proxy.close()
+      await primary.close()
+    }
+  })
+})

@@ -27,6 +27,8 @@ export interface ProxyCounters {
   primary_unreachable: number
   frames_to_primary: number
   frames_to_plugin: number
+  /** Times a side stopped reading because the other side's send buffer was over the high-water mark. */
+  backpressure_pauses: number
 }
 
 export interface InlineProxy {
@@ -56,6 +58,31 @@ const sendable = (code: number): boolean =>
 
 let nextConn = 1
 
+/** Past this many unsent bytes towards one side, the other side is paused (TCP back-pressure passes through). */
+const HIGH_WATER_BYTES = 1024 * 1024
+const LOW_WATER_BYTES = 256 * 1024
+
+/**
+ * Sends one message on `to` and, when `to` falls behind, stops reading `from` until it drained: a slow
+ * primary slows its plugin exactly as a direct connection would, instead of the proxy buffering without
+ * bound.
+ */
+function relay(
+  from: WebSocket,
+  to: WebSocket,
+  data: WebSocket.RawData,
+  isBinary: boolean,
+  counters: ProxyCounters,
+): void {
+  to.send(data, { binary: isBinary }, () => {
+    if (from.isPaused && to.bufferedAmount <= LOW_WATER_BYTES) from.resume()
+  })
+  if (to.bufferedAmount > HIGH_WATER_BYTES && !from.isPaused) {
+    counters.backpressure_pauses += 1
+    from.pause()
+  }
+}
+
 /**
  * The inline tee: plugins (or nginx) connect here instead of to the primary. Each plugin connection
  * is only accepted once the primary accepted its twin, with the plugin's own path, query and headers
@@ -72,6 +99,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
     primary_unreachable: 0,
     frames_to_primary: 0,
     frames_to_plugin: 0,
+    backpressure_pauses: 0,
   }
   const log = o.logger.child({ component: 'tee-proxy' })
   const maxPayload = o.maxFrameBytes ?? 8 * 1024 * 1024
@@ -157,7 +185,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
     upstream.on('message', (data, isBinary) => {
       counters.frames_to_plugin += 1
       if (plugin === undefined) early.push({ data, isBinary })
-      else if (plugin.readyState === WebSocket.OPEN) plugin.send(data, { binary: isBinary })
+      else if (plugin.readyState === WebSocket.OPEN) relay(upstream, plugin, data, isBinary, counters)
     })
     upstream.on('close', (code, reason) => {
       upstreams.delete(upstream)
@@ -190,7 +218,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
         }
         ws.on('message', (data: Buffer, isBinary) => {
           if (upstream.readyState === WebSocket.OPEN) {
-            upstream.send(data, { binary: isBinary })
+            relay(ws, upstream, data, isBinary, counters)
             counters.frames_to_primary += 1
           }
           if (!isBinary && (o.mirror !== undefined || o.capture !== undefined)) {
