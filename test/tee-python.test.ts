@@ -167,3 +167,35 @@ describe('legacy Python tee (python3 + python3-websockets) against the mirror re
     expect(driver.stderr).not.toMatch(/Traceback/)
   })
 })
+
+describe('legacy Python tee: off unless enabled', () => {
+  it('tee_from_env gives a no-op NullTee without OVERLORD_TEE_URL, a Tee with it', async () => {
+    const script = [
+      'import sys, json, asyncio',
+      "sys.path.insert(0, 'legacy')",
+      'from overlord_tee import tee_from_env',
+      'async def main():',
+      '    off = tee_from_env({})',
+      '    off.start(); c = off.open(); off.frame(c, "x"); off.close(c); await off.stop()',
+      "    on = tee_from_env({'OVERLORD_TEE_URL': 'ws://127.0.0.1:9/tee', 'OVERLORD_TEE_QUEUE': '3'})",
+      '    c = on.open()',
+      '    for _ in range(5): on.frame(c, "x")',
+      '    on.close(c, None)',
+      "    print(json.dumps({'off': off.enabled, 'on': on.enabled, 'stats': on.stats()}))",
+      '    await on.stop()',
+      'asyncio.run(main())',
+    ].join('\n')
+    const child = spawn(python, ['-c', script])
+    let out = ''
+    child.stdout.on('data', (d) => {
+      out += String(d)
+    })
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(0)
+    const r = JSON.parse(out) as { off: boolean; on: boolean; stats: { queued: number; dropped: number } }
+    expect(r.off).toBe(false)
+    expect(r.on).toBe(true)
+    // Hooks called before start() still queue, bounded: 1 open + 5 frames + 1 close against a queue of 3.
+    expect(r.stats).toMatchObject({ queued: 3, dropped: 4 })
+  })
+})
