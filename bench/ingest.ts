@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { parseArgs } from 'node:util'
+import { Worker } from 'node:worker_threads'
 import pg from 'pg'
 import WebSocket from 'ws'
 
@@ -75,30 +76,16 @@ for (;;) {
   }
 }
 
-// Browsers: firehose ones measure latency on every frame carrying `t`; filtered ones take rare/chat.
-const latencies: number[] = []
-let browserMessages = 0
-const browsers: WebSocket[] = []
-const openBrowser = async (kind: 'firehose' | 'filtered' | 'stalled') => {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/live`)
-  await once(ws, 'open')
-  if (kind === 'filtered') ws.send(JSON.stringify({ type: 'subscribe', message_types: ['rare', 'chat'] }))
-  if (kind === 'stalled') ws.pause()
-  else {
-    ws.on('message', (data: Buffer) => {
-      browserMessages += 1
-      // Cheap extraction of the send time: frames end with ,"t":<ms>}
-      const s = data.toString('latin1', Math.max(0, data.length - 32))
-      const i = s.lastIndexOf('"t":')
-      if (i >= 0) latencies.push(now() - Number(s.slice(i + 4, -1)))
-    })
-  }
-  ws.on('error', () => {})
-  browsers.push(ws)
-}
-for (let i = 0; i < Number(a.firehose); i++) await openBrowser('firehose')
-for (let i = 0; i < Number(a.filtered); i++) await openBrowser('filtered')
-for (let i = 0; i < Number(a.stalled); i++) await openBrowser('stalled')
+// Browsers live in a worker thread: receiving 100k+ messages/s must not stall the senders.
+const browsersWorker = new Worker(new URL('./browsers-worker.ts', import.meta.url), {
+  workerData: {
+    port,
+    firehose: Number(a.firehose),
+    filtered: Number(a.filtered),
+    stalled: Number(a.stalled),
+  },
+})
+await once(browsersWorker, 'message')
 
 const plugins = await Promise.all(
   Array.from({ length: N }, async () => {
@@ -151,6 +138,11 @@ while (m2.persist_pending! > 0 || m2.frames_received! < sent) {
 const drainSeconds = (now() - start) / 1000
 clearInterval(sampler)
 
+browsersWorker.postMessage('report')
+const [{ messages: browserMessages, latencies }] = (await once(browsersWorker, 'message')) as [
+  { messages: number; latencies: number[] },
+]
+await browsersWorker.terminate()
 latencies.sort((x, y) => x - y)
 const cpuSeconds =
   (m1.process_cpu_user_us! +
@@ -184,6 +176,6 @@ const result = {
   persist_dropped: m2.persist_dropped,
 }
 console.log(JSON.stringify(result, null, 2))
-for (const ws of [...plugins, ...browsers]) ws.terminate()
+for (const ws of plugins) ws.terminate()
 child.kill('SIGTERM')
 await once(child, 'exit')

@@ -1,6 +1,22 @@
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
+import * as wsModule from 'ws'
 import WebSocket from 'ws'
+
+/** ws's public frame encoder (`Sender.frame`, lib/sender.js), untyped in @types/ws. */
+const encodeFrame = (wsModule as unknown as { Sender: { frame(data: Buffer, options: object): Buffer[] } })
+  .Sender.frame
+
+const TEXT_FRAME = { fin: true, rsv1: false, opcode: 0x01, mask: false, readOnly: true }
+
+/**
+ * One complete, unmasked server-to-client text frame (RFC 6455 §5.2). Server frames carry no
+ * mask, so the same bytes are valid on every connection: framed once, written to all.
+ */
+export function framed(payload: Buffer): Buffer {
+  const [header, data] = encodeFrame(payload, TEXT_FRAME)
+  return data === undefined ? header! : Buffer.concat([header!, data])
+}
 
 export interface BrowserHubOptions {
   logger: Logger
@@ -10,6 +26,11 @@ export interface BrowserHubOptions {
   graceMs?: number
   /** Bytes past which a browser is cut off at once, bounding the memory a stalled one can hold. */
   hardLimitBytes?: number
+  /**
+   * How long frames gather before they are written: a few milliseconds of latency buys one
+   * writev per browser per window instead of one per event-loop turn (bench/README.md).
+   */
+  coalesceMs?: number
 }
 
 /** Close code for a browser that cannot keep up (RFC 6455 §7.4.1: 1013 Try Again Later). */
@@ -32,8 +53,8 @@ export interface HubStats {
 
 /**
  * Fan-out to browsers (CONTRACT.md §3). Each frame is serialized once by the caller and the
- * same Buffer goes to every receiver; frames for a browser are gathered during one turn of the
- * event loop and written under one cork, so a burst costs one syscall per browser while every
+ * same Buffer goes to every receiver; frames for a browser are gathered for a couple of milliseconds
+ * and written under one cork, so a burst costs one syscall per browser while every
  * message stays its own WebSocket message.
  */
 export class BrowserHub {
@@ -43,6 +64,7 @@ export class BrowserHub {
   readonly #softLimit: number
   readonly #hardLimit: number
   readonly #graceMs: number
+  readonly #coalesceMs: number
   #flushScheduled = false
   readonly stats: HubStats = { browsers: 0, messagesSent: 0, slowDisconnects: 0 }
 
@@ -51,6 +73,7 @@ export class BrowserHub {
     this.#softLimit = options.softLimitBytes ?? 1 << 20
     this.#hardLimit = options.hardLimitBytes ?? 8 << 20
     this.#graceMs = options.graceMs ?? 2_000
+    this.#coalesceMs = options.coalesceMs ?? 2
   }
 
   /** Adds an accepted browser socket; `socket` is the raw connection ws was upgraded on. */
@@ -74,14 +97,17 @@ export class BrowserHub {
 
   /** Queues one serialized frame, of original type `type`, for every browser that wants it. */
   broadcast(type: string, payload: Buffer): void {
+    let frame: Buffer | undefined
     for (const client of this.#clients) {
       if (client.filter !== null && !client.filter.has(type)) continue
-      client.pending.push(payload)
+      frame ??= framed(payload)
+      client.pending.push(frame)
       this.#dirty.add(client)
     }
     if (!this.#flushScheduled && this.#dirty.size > 0) {
       this.#flushScheduled = true
-      setImmediate(this.#flush)
+      if (this.#coalesceMs > 0) setTimeout(this.#flush, this.#coalesceMs)
+      else setImmediate(this.#flush)
     }
   }
 
@@ -106,8 +132,10 @@ export class BrowserHub {
       const { ws, socket, pending } = client
       client.pending = []
       if (ws.readyState !== WebSocket.OPEN) continue
+      // Written beside ws's own sender, which is safe because ours never queues: without
+      // per-message deflate it writes each message synchronously, so frames cannot interleave.
       socket.cork()
-      for (const payload of pending) ws.send(payload, { binary: false })
+      for (const frame of pending) socket.write(frame)
       socket.uncork()
       this.stats.messagesSent += pending.length
       this.#checkBackpressure(client, now)
