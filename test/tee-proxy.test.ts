@@ -137,6 +137,18 @@ describe('inline tee proxy', () => {
     })
   }
 
+  it('proxies only the plugin endpoint: a browser path is refused, never mirrored as a plugin', async () => {
+    const shadow = new WsSink()
+    const { url } = await setup({ shadowUrl: `${await shadow.listen()}/ws/position` })
+    cleanups.push(() => shadow.close())
+    const p = plugin(url.replace('/ws/position', '/ws/live'))
+    const status = await new Promise<number>((resolve) =>
+      p.ws.on('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0)),
+    )
+    expect(status).toBe(404)
+    expect(shadow.connections).toHaveLength(0)
+  })
+
   it('mirrors a primary that refuses the handshake', async () => {
     const shadow = new WsSink()
     const { url } = await setup({

@@ -17,6 +17,8 @@ export interface InlineProxyOptions {
   logger: Logger
   /** Same limit as the tracker (CONTRACT.md §2), default 8 MiB. */
   maxFrameBytes?: number
+  /** The only path proxied (default `/ws/position`): browsers' `/ws/live` must never be mirrored as plugins. */
+  pluginPath?: string
 }
 
 /** Counters of the primary path, served at `GET /metrics`. */
@@ -122,7 +124,12 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
   })
   const upstreams = new Set<WebSocket>()
 
+  const pluginPath = o.pluginPath ?? '/ws/position'
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (new URL(req.url ?? '/', 'http://x').pathname !== pluginPath) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n')
+      return
+    }
     const conn = `x${nextConn++}`
     const clog = log.child({ conn })
     const target = new URL(req.url ?? '/', o.primaryUrl)
