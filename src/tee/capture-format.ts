@@ -34,7 +34,14 @@ export type CaptureEvent =
   | { kind: 'open'; t: number; conn: string }
   | { kind: 'frame'; t: number; conn: string; data: string }
   | { kind: 'close'; t: number; conn: string; code: number }
-  | { kind: 'snapshot'; t: number; responses: Record<string, RecordedResponse> }
+  | {
+      kind: 'snapshot'
+      /** When the snapshot started; the replay compares at this instant. */
+      t: number
+      /** How long reading every endpoint took: the primary's answers come from anywhere in [t, t + duration_ms]. */
+      duration_ms?: number
+      responses: Record<string, RecordedResponse>
+    }
   | { kind: 'end'; t: number; stats?: Record<string, unknown> }
 
 export type CaptureLine = CaptureHeader | CaptureEvent

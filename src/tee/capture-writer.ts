@@ -98,8 +98,12 @@ export class CaptureWriter {
     this.#event({ kind: 'close', t, conn, code })
   }
 
-  snapshot(responses: Record<string, RecordedResponse>, t = this.#o.clock.now()): void {
-    if (this.#line({ kind: 'snapshot', t, responses }, true)) this.stats.snapshots += 1
+  snapshot(responses: Record<string, RecordedResponse>, t = this.#o.clock.now(), durationMs?: number): void {
+    const event: CaptureEvent =
+      durationMs === undefined
+        ? { kind: 'snapshot', t, responses }
+        : { kind: 'snapshot', t, duration_ms: durationMs, responses }
+    if (this.#line(event, true)) this.stats.snapshots += 1
   }
 
   /** Resolves once the file is open; rejects if it cannot be written (call before relying on it). */

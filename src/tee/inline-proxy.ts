@@ -224,6 +224,8 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
           ws.close(1011)
         }
         ws.on('message', (data: Buffer, isBinary) => {
+          // Stamped before the forward, so a recorded receive time never trails the primary's own.
+          const receivedAt = o.capture === undefined ? 0 : o.clock.now()
           if (upstream.readyState === WebSocket.OPEN) {
             relay(ws, upstream, data, isBinary, counters)
             counters.frames_to_primary += 1
@@ -232,7 +234,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
             // After the primary write: the copy must never delay the original.
             const text = data.toString('utf8')
             o.mirror?.frame(conn, text)
-            o.capture?.frame(conn, text)
+            o.capture?.frame(conn, text, receivedAt)
           }
         })
         ws.on('error', (err) => clog.debug({ err }, 'plugin socket error'))

@@ -81,13 +81,13 @@ async function fetchJson(o: SnapshotOptions, path: string): Promise<RecordedResp
  */
 export class SnapshotPoller {
   readonly #o: SnapshotOptions & { intervalMs: number; now: () => number }
-  readonly #onSnapshot: (t: number, responses: Record<string, RecordedResponse>) => void
+  readonly #onSnapshot: (t: number, responses: Record<string, RecordedResponse>, durationMs: number) => void
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
 
   constructor(
     options: SnapshotOptions & { intervalMs: number; now: () => number },
-    onSnapshot: (t: number, responses: Record<string, RecordedResponse>) => void,
+    onSnapshot: (t: number, responses: Record<string, RecordedResponse>, durationMs: number) => void,
   ) {
     this.#o = options
     this.#onSnapshot = onSnapshot
@@ -102,7 +102,7 @@ export class SnapshotPoller {
     if (this.#running !== undefined) return this.#running
     const t = this.#o.now()
     this.#running = takeSnapshot(this.#o)
-      .then((responses) => this.#onSnapshot(t, responses))
+      .then((responses) => this.#onSnapshot(t, responses, this.#o.now() - t))
       .finally(() => {
         this.#running = undefined
       })

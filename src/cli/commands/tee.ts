@@ -86,7 +86,7 @@ async function runTee(
             now: () => clock.now(),
             logger: log,
           },
-          (t, responses) => capture.snapshot(responses, t),
+          (t, responses, durationMs) => capture.snapshot(responses, t, durationMs),
         )
 
   await capture?.ready()
