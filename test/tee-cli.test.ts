@@ -101,7 +101,7 @@ describe('CLI: simulate, replay, tee', () => {
       '--shadow',
       `${shadow.wsUrl}/ws/position`,
       '--duration',
-      '4s',
+      '8s',
     ])
     await waitFor('the tee to listen', () => tee.lines.some((l) => l.startsWith('tee proxy listening on ')))
     const teeUrl = (tee.lines.find((l) => l.startsWith('tee proxy listening on ')) as string)
