@@ -6,7 +6,7 @@ import { type EmbeddedDatabase, EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from
 import { createPool, type Db } from '../db/pool.ts'
 import { RetentionTask } from '../db/retention.ts'
 import { initSchema } from '../db/schema.ts'
-import { BatchWriter } from '../db/writer.ts'
+import { Persistence } from '../db/persistence.ts'
 import { coerceError } from '../protocol/errors.ts'
 import { type Clock, systemClock } from '../protocol/time.ts'
 import { BrowserHub } from './browser-hub.ts'
@@ -87,12 +87,14 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   const counters = newIngestCounters()
   const writer = readOnly
     ? undefined
-    : new BatchWriter({
+    : new Persistence({
         db,
         logger,
         batchSize: options.writeBatchSize,
         maxPending: options.writeMaxPending,
         useCopy: embedded === undefined,
+        // PGlite runs one statement at a time: pipelining transactions only adds waiting.
+        bulkConcurrency: embedded === undefined ? 2 : 1,
       })
   const live = new LiveState()
   const hub = new BrowserHub({
