@@ -1,6 +1,6 @@
 /**
  * Browser-side load for bench/ingest.ts, in its own thread so receiving never competes with
- * sending on one event loop. Reports per-frame ingest→browser latency from the `t` each frame carries.
+ * sending on one event loop. Reports a histogram of per-frame ingest→browser latency from the `t` each frame carries.
  */
 import { once } from 'node:events'
 import { parentPort, workerData } from 'node:worker_threads'
@@ -13,7 +13,12 @@ const { port, firehose, filtered, stalled } = workerData as {
   stalled: number
 }
 const now = () => performance.timeOrigin + performance.now()
-const latencies: number[] = []
+// A histogram in 0.1 ms buckets up to 10 s: storing millions of samples would itself cause GC pauses.
+const BUCKET_MS = 0.1
+const histogram = new Uint32Array(100_000)
+const record = (ms: number) => {
+  histogram[Math.min(histogram.length - 1, Math.max(0, Math.floor(ms / BUCKET_MS)))]! += 1
+}
 let messages = 0
 const sockets: WebSocket[] = []
 
@@ -30,7 +35,7 @@ async function open(kind: 'firehose' | 'filtered' | 'stalled'): Promise<void> {
       // Frames end with ,"t":<ms>} — read the tail instead of parsing the whole message.
       const tail = data.toString('latin1', Math.max(0, data.length - 32))
       const i = tail.lastIndexOf('"t":')
-      if (i >= 0) latencies.push(now() - Number(tail.slice(i + 4, -1)))
+      if (i >= 0) record(now() - Number(tail.slice(i + 4, -1)))
     })
   }
   sockets.push(ws)
@@ -42,7 +47,7 @@ for (let i = 0; i < stalled; i++) await open('stalled')
 parentPort!.postMessage({ ready: true })
 parentPort!.on('message', (msg: string) => {
   if (msg === 'report') {
-    parentPort!.postMessage({ messages, latencies })
+    parentPort!.postMessage({ messages, histogram, bucketMs: BUCKET_MS })
     for (const ws of sockets) ws.terminate()
   }
 })

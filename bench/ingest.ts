@@ -49,11 +49,6 @@ async function resetDatabase(url: string): Promise<void> {
 const metrics = async (base: string) =>
   (await (await fetch(`${base}/metrics`)).json()) as Record<string, number>
 
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
-
 await resetDatabase(a.database)
 const port = await freePort()
 const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
@@ -139,11 +134,19 @@ const drainSeconds = (now() - start) / 1000
 clearInterval(sampler)
 
 browsersWorker.postMessage('report')
-const [{ messages: browserMessages, latencies }] = (await once(browsersWorker, 'message')) as [
-  { messages: number; latencies: number[] },
+const [{ messages: browserMessages, histogram, bucketMs }] = (await once(browsersWorker, 'message')) as [
+  { messages: number; histogram: Uint32Array; bucketMs: number },
 ]
 await browsersWorker.terminate()
-latencies.sort((x, y) => x - y)
+const samples = histogram.reduce((sum, n) => sum + n, 0)
+const quantileMs = (q: number): number => {
+  let seen = 0
+  for (let i = 0; i < histogram.length; i++) {
+    seen += histogram[i]!
+    if (seen > q * samples) return Math.round((i + 1) * bucketMs * 10) / 10
+  }
+  return Number.NaN
+}
 const cpuSeconds =
   (m1.process_cpu_user_us! +
     m1.process_cpu_system_us! -
@@ -161,10 +164,16 @@ const result = {
   drain_s_after_send: Math.round((drainSeconds - sendSeconds) * 10) / 10,
   browser_messages_per_s: Math.round(browserMessages / sendSeconds),
   latency_ms: {
-    samples: latencies.length,
-    p50: Math.round(quantile(latencies, 0.5) * 10) / 10,
-    p99: Math.round(quantile(latencies, 0.99) * 10) / 10,
-    max: Math.round((latencies.at(-1) ?? Number.NaN) * 10) / 10,
+    samples,
+    p50: quantileMs(0.5),
+    p99: quantileMs(0.99),
+    p999: quantileMs(0.999),
+    max: quantileMs(1 - 1e-12),
+  },
+  tracker_event_loop_delay_ms: {
+    p50: m1.event_loop_delay_p50_ms,
+    p99: m1.event_loop_delay_p99_ms,
+    max: m1.event_loop_delay_max_ms,
   },
   tracker_cpu_pct: Math.round((cpuSeconds / sendSeconds) * 100),
   tracker_rss_mb: {

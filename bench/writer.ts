@@ -7,13 +7,14 @@ import pg from 'pg'
 import pino from 'pino'
 import { createPool, ensureDatabase } from '../src/db/pool.ts'
 import { initSchema } from '../src/db/schema.ts'
-import { BatchWriter } from '../src/db/writer.ts'
+import { Persistence } from '../src/db/persistence.ts'
 import { toTelemetryRecord } from '../src/protocol/frames.ts'
 
 const { values: a } = parseArgs({
   options: {
     rows: { type: 'string', default: '200000' },
-    batch: { type: 'string', default: '10000' },
+    batch: { type: 'string', default: '5000' },
+    concurrency: { type: 'string', default: '2' },
     database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/overlord_bench_writer' },
   },
 })
@@ -25,7 +26,13 @@ await admin.end()
 await ensureDatabase(a.database, name)
 const db = createPool({ connectionString: a.database })
 await initSchema(db)
-const writer = new BatchWriter({ db, logger: pino({ level: 'warn' }), batchSize: Number(a.batch) })
+const writer = new Persistence({
+  db,
+  logger: pino({ level: 'warn' }),
+  batchSize: Number(a.batch),
+  useCopy: true,
+  bulkConcurrency: Number(a.concurrency),
+})
 const rows = Number(a.rows)
 const frame = (i: number) => ({
   type: 'telemetry',
@@ -52,6 +59,7 @@ console.log(
   JSON.stringify({
     rows,
     batch: Number(a.batch),
+    concurrency: Number(a.concurrency),
     enqueue_ms: Math.round(enqueued - start),
     persisted_per_s: Math.round(rows / ((done - start) / 1000)),
     batches: writer.stats.batches,

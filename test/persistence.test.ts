@@ -196,6 +196,24 @@ describe.each<Backend>(['postgres', 'embedded'])('on %s', (backend) => {
       ws.close()
     })
 
+    it('drops only the op the database refuses, keeping the rest of its batch', async () => {
+      const ws = await connectPlugin(t.wsUrl)
+      const stats = (name: string, level: number) => ({
+        type: 'character_stats',
+        character_name: name,
+        level,
+      })
+      // level is an INTEGER column: 99 999 999 999 is out of range (SQLSTATE 22003), not transient.
+      await sendFrames(t.url, ws, [stats('Fine A', 5), stats('Overflow', 99_999_999_999), stats('Fine B', 6)])
+      await t.tracker.settle()
+      const names = await rows(
+        "SELECT character_name FROM character_stats WHERE character_name IN ('Fine A', 'Overflow', 'Fine B') ORDER BY 1",
+      )
+      expect(names.map((r) => r.character_name)).toEqual(['Fine A', 'Fine B'])
+      expect(t.tracker.metrics().persist_rejected).toBe(1)
+      ws.close()
+    })
+
     it('persists nothing for memory-only types', async () => {
       const ws = await connectPlugin(t.wsUrl)
       const before = (await rows('SELECT count(*)::int AS n FROM telemetry_events'))[0].n

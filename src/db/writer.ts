@@ -11,6 +11,8 @@ const ignore = (): void => {}
 export interface WriterOptions {
   db: Db
   logger: Logger
+  /** A name for logs. */
+  lane?: string
   /** Ops applied per transaction. */
   batchSize?: number
   /** How long a partial batch may wait for company before it is written. */
@@ -19,6 +21,11 @@ export interface WriterOptions {
   maxPending?: number
   /** Bulk-load telemetry with COPY (a real PostgreSQL); off for the embedded server. */
   useCopy?: boolean
+  /**
+   * Transactions in flight at once. Above 1, batches may commit in any order, so only use it
+   * for ops whose effects commute (inserts and increments).
+   */
+  concurrency?: number
 }
 
 export interface WriterStats {
@@ -31,10 +38,10 @@ export interface WriterStats {
 }
 
 /**
- * Takes persistence off the frame path: ingest enqueues ops (never awaits), one loop writes
- * them in order, batched in transactions. A failed batch rolls back as a whole, so retrying it
- * after a transient failure loses nothing and doubles nothing; a batch refused for its content
- * is split to isolate the refused op, which is logged and counted, never silently lost.
+ * Takes persistence off the frame path: ingest enqueues ops (never awaits) and workers write
+ * them, batched in transactions. A failed batch rolls back as a whole, so retrying it after a
+ * transient failure loses nothing and doubles nothing; a batch refused for its content is
+ * split to isolate the refused op, which is logged and counted, never silently lost.
  */
 export class BatchWriter extends EventEmitter {
   readonly #db: Db
@@ -43,9 +50,10 @@ export class BatchWriter extends EventEmitter {
   readonly #lingerMs: number
   readonly #maxPending: number
   readonly #useCopy: boolean
+  readonly #concurrency: number
   #queue: WriteOp[] = []
   #head = 0
-  #running = false
+  #workers = 0
   #timer: NodeJS.Timeout | undefined
   #closed = false
   #idleWaiters: (() => void)[] = []
@@ -62,11 +70,12 @@ export class BatchWriter extends EventEmitter {
   constructor(options: WriterOptions) {
     super()
     this.#db = options.db
-    this.#log = options.logger.child({ component: 'writer' })
+    this.#log = options.logger.child({ component: 'writer', lane: options.lane ?? 'main' })
     this.#batchSize = options.batchSize ?? 5_000
     this.#lingerMs = options.lingerMs ?? 10
     this.#maxPending = options.maxPending ?? 500_000
     this.#useCopy = options.useCopy ?? true
+    this.#concurrency = options.concurrency ?? 1
   }
 
   /** Queues one op; returns false (and counts it) when the bounded buffer is full. */
@@ -92,11 +101,11 @@ export class BatchWriter extends EventEmitter {
 
   /** Resolves once everything queued so far has been written (or dropped as refused). */
   flush(): Promise<void> {
-    if (this.stats.pending === 0 && !this.#running) return Promise.resolve()
+    if (this.stats.pending === 0) return Promise.resolve()
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer)
       this.#timer = undefined
-      void this.#run()
+      this.#spawn()
     }
     return new Promise((resolve) => this.#idleWaiters.push(resolve))
   }
@@ -107,57 +116,73 @@ export class BatchWriter extends EventEmitter {
     await this.flush()
   }
 
+  get #queued(): number {
+    return this.#queue.length - this.#head
+  }
+
   #schedule(): void {
-    if (this.#running || this.#timer !== undefined) return
-    if (this.stats.pending >= this.#batchSize) {
-      void this.#run()
+    if (this.#workers >= this.#concurrency || this.#timer !== undefined) return
+    if (this.#queued >= this.#batchSize || this.#workers > 0) {
+      this.#spawn()
       return
     }
     this.#timer = setTimeout(() => {
       this.#timer = undefined
-      void this.#run()
+      this.#spawn()
     }, this.#lingerMs)
   }
 
-  async #run(): Promise<void> {
-    if (this.#running) return
-    this.#running = true
-    let attempt = 0
-    while (this.stats.pending > 0) {
-      const batch = this.#queue.slice(this.#head, this.#head + this.#batchSize)
-      try {
-        await this.#write(batch)
-        attempt = 0
-        this.#consume(batch.length)
-      } catch (raw) {
-        const err = coerceError(raw)
-        if (isTransientDbError(err)) {
-          this.stats.retries += 1
-          const delay = backoffMs(attempt++)
-          this.#log.warn(
-            { err, attempt, delayMs: Math.round(delay), pending: this.stats.pending },
-            'batch failed, retrying',
-          )
-          await new Promise((r) => setTimeout(r, delay))
-        } else {
-          await this.#isolate(batch, err)
-          this.#consume(batch.length)
-        }
-      }
+  #spawn(): void {
+    while (this.#workers < this.#concurrency && this.#queued > 0) {
+      this.#workers += 1
+      void this.#work()
     }
-    this.#running = false
-    const waiters = this.#idleWaiters
-    this.#idleWaiters = []
-    for (const w of waiters) w()
   }
 
-  #consume(n: number): void {
-    this.#head += n
-    this.stats.pending -= n
+  async #work(): Promise<void> {
+    while (this.#queued > 0) {
+      const batch = this.#take()
+      await this.#writeRetrying(batch)
+      this.stats.pending -= batch.length
+    }
+    this.#workers -= 1
+    if (this.#workers === 0 && this.stats.pending === 0) {
+      const waiters = this.#idleWaiters
+      this.#idleWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  #take(): WriteOp[] {
+    const batch = this.#queue.slice(this.#head, this.#head + this.#batchSize)
+    this.#head += batch.length
     // Compact now and then rather than shifting per batch.
     if (this.#head > 50_000 || this.#head === this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head)
       this.#head = 0
+    }
+    return batch
+  }
+
+  async #writeRetrying(batch: readonly WriteOp[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#write(batch)
+        return
+      } catch (raw) {
+        const err = coerceError(raw)
+        if (!isTransientDbError(err)) {
+          await this.#isolate(batch, err)
+          return
+        }
+        this.stats.retries += 1
+        const delay = backoffMs(attempt)
+        this.#log.warn(
+          { err, attempt, delayMs: Math.round(delay), pending: this.stats.pending },
+          'batch failed, retrying',
+        )
+        await new Promise((r) => setTimeout(r, delay))
+      }
     }
   }
 
@@ -173,10 +198,9 @@ export class BatchWriter extends EventEmitter {
       await client.query('COMMIT')
       this.stats.rowsPersisted += rows
       this.stats.batches += 1
-      this.emit('persisted', batch)
     } catch (err) {
       broken = isTransientDbError(err)
-      if (!broken) await client.query('ROLLBACK').catch(() => {})
+      if (!broken) await client.query('ROLLBACK').catch(ignore)
       throw err
     } finally {
       client.off('error', ignore)

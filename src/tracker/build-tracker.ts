@@ -1,11 +1,12 @@
 import type { AddressInfo } from 'node:net'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import Fastify, { type FastifyBaseLogger, LogController } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { type EmbeddedDatabase, EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from '../db/embedded.ts'
 import { createPool, type Db } from '../db/pool.ts'
 import { RetentionTask } from '../db/retention.ts'
 import { initSchema } from '../db/schema.ts'
-import { BatchWriter } from '../db/writer.ts'
+import { Persistence } from '../db/persistence.ts'
 import { coerceError } from '../protocol/errors.ts'
 import { type Clock, systemClock } from '../protocol/time.ts'
 import { BrowserHub } from './browser-hub.ts'
@@ -86,12 +87,14 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   const counters = newIngestCounters()
   const writer = readOnly
     ? undefined
-    : new BatchWriter({
+    : new Persistence({
         db,
         logger,
         batchSize: options.writeBatchSize,
         maxPending: options.writeMaxPending,
         useCopy: embedded === undefined,
+        // PGlite runs one statement at a time: pipelining transactions only adds waiting.
+        bulkConcurrency: embedded === undefined ? 2 : 1,
       })
   const live = new LiveState()
   const hub = new BrowserHub({
@@ -142,6 +145,9 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     return detail(reply, status, status >= 500 ? 'Internal Server Error' : err.message)
   })
 
+  // Event-loop delay is the first thing to look at when ingest or fan-out latency grows.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+  loopDelay.enable()
   const metrics = (): Record<string, unknown> => ({
     ...counters,
     browsers: hub.stats.browsers,
@@ -159,6 +165,9 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     process_rss_bytes: process.memoryUsage.rss(),
     process_cpu_user_us: process.cpuUsage().user,
     process_cpu_system_us: process.cpuUsage().system,
+    event_loop_delay_p50_ms: loopDelay.percentile(50) / 1e6,
+    event_loop_delay_p99_ms: loopDelay.percentile(99) / 1e6,
+    event_loop_delay_max_ms: loopDelay.max / 1e6,
     timescale: schema?.timescale ?? null,
   })
 
@@ -199,6 +208,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
       await liveCache.refresh()
     },
     async close() {
+      loopDelay.disable()
       liveCache.stop()
       retention?.stop()
       sockets.close()

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
-import type { BatchWriter } from '../db/writer.ts'
+import type { Persistence } from '../db/persistence.ts'
 import { toInteger, toNumber, toText } from '../protocol/coerce.ts'
 import {
   canonicalType,
@@ -24,7 +24,7 @@ export interface IngestOptions {
   counters: IngestCounters
   inventory: InventoryForwarder
   /** Undefined in read-only mode: nothing is persisted. */
-  writer: BatchWriter | undefined
+  writer: Persistence | undefined
   /** When false (a shadow), nothing is sent to plugins: relays and commands are counted instead. */
   pluginSideEffects: boolean
 }
