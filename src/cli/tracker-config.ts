@@ -54,6 +54,8 @@ export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
       buildVersion: env.BUILD_VERSION,
       inventoryServiceUrl: env.INVENTORY_SERVICE_URL || undefined,
       pluginSideEffects: truthy(env.PLUGIN_SIDE_EFFECTS),
+      serverHealthUrl: env.SERVER_HEALTH_URL || undefined,
+      serverName: env.SERVER_NAME || undefined,
     },
   }
 }

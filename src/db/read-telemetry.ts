@@ -11,10 +11,10 @@ export type PlayerSnapshot = Record<string, unknown> & { character_name: string;
 const ts = (m: Micros): string => formatInstant(m)
 
 /** Rewrites PostgreSQL timestamp text in `keys` of each row to Python isoformat, in place. */
-export function isoRows<T extends Record<string, unknown>>(rows: T[], keys: readonly string[]): T[] {
+export function isoRows<T extends object>(rows: T[], keys: readonly string[]): T[] {
   for (const row of rows) {
     for (const k of keys) {
-      const v = row[k]
+      const v = (row as Record<string, unknown>)[k]
       if (typeof v === 'string') (row as Record<string, unknown>)[k] = formatInstant(parsePgTimestamp(v))
     }
   }

@@ -17,6 +17,7 @@ import { LiveState } from './live-state.ts'
 import { newIngestCounters } from './metrics.ts'
 import { detail, registerReadApi } from './routes/read-api.ts'
 import { registerStateApi } from './routes/state-api.ts'
+import { ServerHealthCheck } from './server-health.ts'
 import { isInternalRequest } from './trust.ts'
 import { attachWebSockets } from './websockets.ts'
 
@@ -48,6 +49,9 @@ export interface TrackerOptions {
   /** Side effects towards plugins (commands, share relays); off by default: a shadow must not act (§10). */
   pluginSideEffects?: boolean
   inventoryServiceUrl?: string
+  /** URL probed for `/server-health`, and the name it reports. */
+  serverHealthUrl?: string
+  serverName?: string
   /** Writer tuning. */
   writeBatchSize?: number
   writeMaxPending?: number
@@ -121,6 +125,15 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     activeWindowMs: options.activeWindowMs ?? ACTIVE_WINDOW_MS,
     refreshMs: options.liveCacheMs ?? LIVE_CACHE_MS,
   })
+  const serverHealth = new ServerHealthCheck({
+    db,
+    clock,
+    logger,
+    url: options.serverHealthUrl,
+    serverName: options.serverName ?? 'Coldeve',
+    playerCount: () => liveCache.playerCount,
+    persist: !readOnly,
+  })
   const retention = readOnly
     ? undefined
     : new RetentionTask({ db, clock, logger, timescale: schema?.timescale ?? false })
@@ -176,6 +189,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   app.get('/metrics', async () => metrics())
   registerReadApi(app, { db, clock, liveCache })
   registerStateApi(app, { db, clock, live })
+  app.get('/server-health', async () => serverHealth.current)
 
   await app.ready()
   const sockets = attachWebSockets(app.server, {
@@ -192,6 +206,8 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   await liveCache.refresh()
   liveCache.start()
   retention?.start()
+  await serverHealth.load().catch(() => {})
+  serverHealth.start()
 
   return {
     ingest,
@@ -211,6 +227,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
       loopDelay.disable()
       liveCache.stop()
       retention?.stop()
+      serverHealth.stop()
       sockets.close()
       await app.close()
       await writer?.close()

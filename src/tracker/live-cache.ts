@@ -19,6 +19,8 @@ export interface LiveCacheOptions {
 export class LiveCache {
   readonly #o: LiveCacheOptions
   #body = '{"players":[]}'
+  /** Players in the last refresh. */
+  playerCount = 0
   #timer: NodeJS.Timeout | undefined
   #refreshing: Promise<void> | undefined
   refreshedAt = 0
@@ -55,6 +57,7 @@ export class LiveCache {
       const now = clock.now()
       const players = await livePlayers(db, msToMicros(now - activeWindowMs))
       this.#body = JSON.stringify({ players })
+      this.playerCount = players.length
       this.refreshedAt = now
     } catch (err) {
       this.failures += 1
