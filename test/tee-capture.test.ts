@@ -90,7 +90,7 @@ describe('capture', () => {
       expect(text).not.toContain(encodeURIComponent(secret))
     }
     const capture2 = await readCapture(path)
-    expect(capture2.header.primary).toBe(primaryUrl.replace('ws', 'http') + '/')
+    expect(capture2.header.primary).toBe(`${primaryUrl.replace('ws', 'http')}/`)
     expect(capture2.events.map((e) => e.kind)).toEqual(['open', 'frame', 'frame', 'snapshot', 'close', 'end'])
     const recorded = capture2.events.flatMap((e) => (e.kind === 'frame' ? [e.data] : []))
     expect(recorded[0]).toBe(frames[0])

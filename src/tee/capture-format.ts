@@ -1,3 +1,5 @@
+import { ERR } from '../protocol/errors.ts'
+
 /**
  * The capture format (NDJSON, optionally gzipped): one header line, then events in the order the tee
  * received them. `t` is the receive time in epoch milliseconds. A capture holds the plugin stream and
@@ -7,8 +9,8 @@
 export const CAPTURE_FORMAT = 'overlord-capture'
 export const CAPTURE_VERSION = 1
 
-/** A capture that cannot be written or read (to join the catalog in protocol/errors.ts). */
-export const TEE_ERR_CAPTURE = 'TEE_ERR_CAPTURE'
+/** A capture that cannot be written or read. */
+export const TEE_ERR_CAPTURE = ERR.TEE_CAPTURE
 
 export interface CaptureHeader {
   kind: 'header'
