@@ -44,10 +44,16 @@ async function open(kind: 'firehose' | 'filtered' | 'stalled'): Promise<void> {
 for (let i = 0; i < firehose; i++) await open('firehose')
 for (let i = 0; i < filtered; i++) await open('filtered')
 for (let i = 0; i < stalled; i++) await open('stalled')
+const eluStart = performance.eventLoopUtilization()
 parentPort!.postMessage({ ready: true })
 parentPort!.on('message', (msg: string) => {
   if (msg === 'report') {
-    parentPort!.postMessage({ messages, histogram, bucketMs: BUCKET_MS })
+    parentPort!.postMessage({
+      messages,
+      histogram,
+      bucketMs: BUCKET_MS,
+      utilization: performance.eventLoopUtilization(eluStart).utilization,
+    })
     for (const ws of sockets) ws.terminate()
   }
 })

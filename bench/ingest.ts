@@ -134,9 +134,10 @@ const drainSeconds = (now() - start) / 1000
 clearInterval(sampler)
 
 browsersWorker.postMessage('report')
-const [{ messages: browserMessages, histogram, bucketMs }] = (await once(browsersWorker, 'message')) as [
-  { messages: number; histogram: Uint32Array; bucketMs: number },
-]
+const [{ messages: browserMessages, histogram, bucketMs, utilization }] = (await once(
+  browsersWorker,
+  'message',
+)) as [{ messages: number; histogram: Uint32Array; bucketMs: number; utilization: number }]
 await browsersWorker.terminate()
 const samples = histogram.reduce((sum, n) => sum + n, 0)
 const quantileMs = (q: number): number => {
@@ -163,6 +164,8 @@ const result = {
   persist_backlog_at_end: m1.persist_pending,
   drain_s_after_send: Math.round((drainSeconds - sendSeconds) * 10) / 10,
   browser_messages_per_s: Math.round(browserMessages / sendSeconds),
+  // Above ~0.8 the receiving side, not the tracker, dominates the latency figures.
+  browser_worker_utilization: Math.round(utilization * 100) / 100,
   latency_ms: {
     samples,
     p50: quantileMs(0.5),
@@ -180,6 +183,7 @@ const result = {
     start: Math.round((rssSamples[0] ?? 0) / 2 ** 20),
     end: Math.round((rssSamples.at(-1) ?? 0) / 2 ** 20),
     max: Math.round(Math.max(...rssSamples) / 2 ** 20),
+    every_10s: rssSamples.filter((_, i) => i % 10 === 9).map((b) => Math.round(b / 2 ** 20)),
   },
   slow_disconnects: m2.browser_slow_disconnects,
   persist_dropped: m2.persist_dropped,

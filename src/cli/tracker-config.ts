@@ -56,6 +56,7 @@ export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
       pluginSideEffects: truthy(env.PLUGIN_SIDE_EFFECTS),
       serverHealthUrl: env.SERVER_HEALTH_URL || undefined,
       serverName: env.SERVER_NAME || undefined,
+      browserCoalesceMs: env.BROWSER_COALESCE_MS === undefined ? undefined : Number(env.BROWSER_COALESCE_MS),
     },
   }
 }

@@ -46,6 +46,8 @@ export interface TrackerOptions {
   browserSoftLimitBytes?: number
   browserHardLimitBytes?: number
   browserGraceMs?: number
+  /** How long frames gather before one write per browser (BrowserHub). */
+  browserCoalesceMs?: number
   /** Side effects towards plugins (commands, share relays); off by default: a shadow must not act (§10). */
   pluginSideEffects?: boolean
   inventoryServiceUrl?: string
@@ -106,6 +108,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     softLimitBytes: options.browserSoftLimitBytes,
     hardLimitBytes: options.browserHardLimitBytes,
     graceMs: options.browserGraceMs,
+    coalesceMs: options.browserCoalesceMs,
   })
   const inventory = new InventoryForwarder({ baseUrl: options.inventoryServiceUrl, logger, counters })
   const ingest = new Ingest({
