@@ -3,6 +3,8 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import pino from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
+import { readAccounting } from '../src/compare/accounting.ts'
+import { BackendClient } from '../src/compare/poller.ts'
 import { FleetConnections } from '../src/tee/fleet-runner.ts'
 import { FleetModel } from '../src/tee/fleet-model.ts'
 import { buildInlineProxy } from '../src/tee/inline-proxy.ts'
@@ -60,6 +62,13 @@ describe('a plugin frame sent to the primary reaches the shadow tracker', () => 
     )
     const [p, s] = [await metrics(primary.url), await metrics(shadow.url)]
     expect(s.by_type).toEqual(p.by_type)
+    // The comparison engine's input accounting reads the same story from the tee's counters.
+    const accounting = await readAccounting({
+      primary: new BackendClient({ side: 'primary', url: primary.url, logger }),
+      shadow: new BackendClient({ side: 'shadow', url: shadow.url, logger }),
+      teeMetricsUrl: `${proxyUrl.replace('ws', 'http')}/metrics`,
+    })
+    expect(accounting).toMatchObject({ mirrored: sent, received: sent, lostInTransit: 0, notApplied: 0 })
     await shadow.tracker.settle()
     await primary.tracker.settle()
     expect(await liveNames(shadow.url)).toEqual(await liveNames(primary.url))

@@ -23,11 +23,23 @@ export interface AccountingOptions {
   primary: BackendClient
   shadow: BackendClient
   teeMetricsUrl?: string | undefined
-  /** The tee counter of frames sent to the shadow. */
+  /**
+   * The tee counter of frames handed to the shadow, as a dotted path into its `/metrics`;
+   * both tee modes (`tee proxy`, `tee mirror`) serve it as `mirror.frames_forwarded`.
+   */
   teeMirroredField?: string
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
+
+/** `a.b.c` into a parsed JSON object. */
+const pick = (value: unknown, path: string): unknown =>
+  path
+    .split('.')
+    .reduce<unknown>(
+      (v, k) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined),
+      value,
+    )
 
 /** Reads the counters; a missing source yields nulls (reported), never an exception. */
 export async function readAccounting(options: AccountingOptions): Promise<Accounting> {
@@ -48,7 +60,7 @@ export async function readAccounting(options: AccountingOptions): Promise<Accoun
       tee = null
     }
   }
-  const mirrored = num(tee?.[options.teeMirroredField ?? 'frames_mirrored'])
+  const mirrored = num(pick(tee, options.teeMirroredField ?? 'mirror.frames_forwarded'))
   const received = num(shadow?.frames_received)
   const applied = num(shadow?.frames_accepted)
   return {
