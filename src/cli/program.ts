@@ -16,7 +16,9 @@ export type RegisterCommands = (program: Command, ctx: CliContext) => void
 export function buildProgram(ctx: CliContext, families: readonly RegisterCommands[]): Command {
   const program = new Command('overlord-ts')
     .description('Dereth Tracker shadow: TypeScript tracker, tee, replay and parity harness')
-    .showHelpAfterError()
+    // Verdicts (mismatch, no-go) leave through command.error() with their exit codes; a usage
+    // screen after them would bury the verdict, so only a hint follows a usage error.
+    .showHelpAfterError('(add --help for usage)')
   for (const register of families) register(program, ctx)
   return program
 }
