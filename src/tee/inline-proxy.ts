@@ -1,5 +1,4 @@
 import { createServer, type IncomingMessage, type Server, STATUS_CODES } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import WebSocket, { WebSocketServer } from 'ws'
@@ -7,6 +6,7 @@ import { coerceError } from '../protocol/errors.ts'
 import type { Clock } from '../protocol/time.ts'
 import type { CaptureWriter } from './capture-writer.ts'
 import type { ShadowMirror } from './shadow-mirror.ts'
+import { listenUrl } from './listen.ts'
 
 export interface InlineProxyOptions {
   /** The primary's plugin endpoint base, e.g. `ws://127.0.0.1:8765`; the plugin's path and query are kept. */
@@ -254,15 +254,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
   return {
     server,
     counters,
-    async listen(port = 0, host = '127.0.0.1') {
-      server.listen(port, host)
-      await new Promise<void>((resolve, reject) => {
-        server.once('listening', resolve)
-        server.once('error', reject)
-      })
-      const a = server.address() as AddressInfo
-      return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
-    },
+    listen: (port = 0, host = '127.0.0.1') => listenUrl(server, port, host),
     async close() {
       for (const ws of wss.clients) ws.terminate()
       for (const ws of upstreams) ws.terminate()

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer } from 'ws'
@@ -8,6 +7,7 @@ import type { CaptureWriter } from './capture-writer.ts'
 import { parseEnvelope, splitEnvelopes } from './envelope.ts'
 import { secretMatches } from './secret.ts'
 import type { ShadowMirror } from './shadow-mirror.ts'
+import { listenUrl } from './listen.ts'
 
 /** The path the legacy tee module connects to. */
 export const MIRROR_PATH = '/tee'
@@ -143,15 +143,7 @@ export function buildMirrorReceiver(o: MirrorReceiverOptions): MirrorReceiver {
   return {
     server,
     counters,
-    async listen(port = 0, host = '127.0.0.1') {
-      server.listen(port, host)
-      await new Promise<void>((resolve, reject) => {
-        server.once('listening', resolve)
-        server.once('error', reject)
-      })
-      const a = server.address() as AddressInfo
-      return `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`
-    },
+    listen: (port = 0, host = '127.0.0.1') => listenUrl(server, port, host),
     async close() {
       for (const ws of wss.clients) ws.terminate()
       wss.close()
