@@ -34,11 +34,16 @@ describe('/ws/live', () => {
   it('after subscribe, sends only the listed types ("telemetry" selects the typeless telemetry)', async () => {
     const rares = await connectBrowser(t.wsUrl)
     const tele = await connectBrowser(t.wsUrl)
-    rares.ws.send(JSON.stringify({ type: 'subscribe', message_types: ['rare', 'chat'] }))
-    tele.ws.send(JSON.stringify({ type: 'subscribe', message_types: ['telemetry'] }))
+    // A browser's messages are handled in order: once the dungeon-map reply is back, so is the subscribe.
+    const subscribe = async (b: typeof rares, types: string[]) => {
+      b.ws.send(JSON.stringify({ type: 'subscribe', message_types: types }))
+      b.ws.send(JSON.stringify({ type: 'request_dungeon_map', landblock: 'sync' }))
+      await b.waitFor((m) => m.landblock === 'sync')
+      b.messages.length = 0
+    }
+    await subscribe(rares, ['rare', 'chat'])
+    await subscribe(tele, ['telemetry'])
     const ws = await connectPlugin(t.wsUrl)
-    // The subscribes travel on other sockets: make sure they arrived before the frames do.
-    await new Promise((r) => setTimeout(r, 50))
     await sendFrames(t.url, ws, [
       telemetry('Sub'),
       { type: 'vitals', character_name: 'Sub', vitae: 0 },
