@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream'
+import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   closeCode,
@@ -69,6 +71,32 @@ describe('bad frames', () => {
     expect(ws.readyState).toBe(ws.OPEN)
     ws.close()
     browser.ws.close()
+  })
+
+  it('logs bad frames at a limited rate, as structured records', async () => {
+    const lines: Record<string, unknown>[] = []
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)))
+        done()
+      },
+    })
+    const logged = await startTracker({ logger: pino({ level: 'warn' }, sink) })
+    try {
+      const ws = await connectPlugin(logged.wsUrl)
+      await sendFrames(
+        logged.url,
+        ws,
+        Array.from({ length: 200 }, () => '{broken'),
+      )
+      expect((await getJson(`${logged.url}/metrics`)).body.frames_bad).toBe(200)
+      const records = lines.filter((l) => l.msg === 'bad frame dropped')
+      expect(records).toHaveLength(1)
+      expect(records[0]).toMatchObject({ component: 'ingest', reason: 'not_json', level: 40 })
+      ws.close()
+    } finally {
+      await logged.close()
+    }
   })
 
   it('closes an oversize frame with 1009', async () => {
