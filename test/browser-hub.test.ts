@@ -83,6 +83,22 @@ describe('/ws/live', () => {
     browser.ws.close()
   })
 
+  it('keeps a reconnected plugin registered when its old socket closes late', async () => {
+    const old = await connectPlugin(t.wsUrl)
+    await sendFrames(t.url, old, [telemetry('Reconnector')])
+    const fresh = await connectPlugin(t.wsUrl)
+    await sendFrames(t.url, fresh, [telemetry('Reconnector')])
+    old.close()
+    await closeCode(old)
+    const got = new Promise<string>((resolve) => fresh.once('message', (d) => resolve(String(d))))
+    const browser = await connectBrowser(t.wsUrl)
+    const command = JSON.stringify({ player_name: 'Reconnector', command: '/vt start' })
+    browser.ws.send(command)
+    expect(await got).toBe(command)
+    fresh.close()
+    browser.ws.close()
+  })
+
   it('relays share_* frames to the other plugins only', async () => {
     const a = await connectPlugin(t.wsUrl)
     const b = await connectPlugin(t.wsUrl)

@@ -74,6 +74,48 @@ describe('a database outage during ingest', () => {
     }
   })
 
+  it('drops and counts what overflows the bounded write buffer, without blocking the plugin', async () => {
+    const database = await createTestDatabase()
+    const target = new URL(database.url)
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432))
+    const viaProxy = new URL(database.url)
+    viaProxy.port = String(proxy.port)
+    const tracker = await buildTracker({
+      databaseUrl: viaProxy.toString(),
+      sharedSecret: SECRET,
+      skipSchemaInit: true,
+      writeMaxPending: 100,
+    })
+    const url = await tracker.listen(0)
+    try {
+      const ws = await connectPlugin(url.replace('http', 'ws'))
+      proxy.down()
+      await sendFrames(
+        url,
+        ws,
+        Array.from({ length: 250 }, (_, i) => telemetry('Overflow', { kills: i })),
+      )
+      const m = await waitForMetrics(url, (x) => x.frames_accepted === 250)
+      // 250 telemetry ops plus kill increments against a 100-op bound per lane: the rest is dropped, counted.
+      expect(m.persist_dropped).toBeGreaterThan(0)
+      expect(m.persist_pending).toBeLessThanOrEqual(200)
+      expect(ws.readyState).toBe(ws.OPEN)
+      proxy.up()
+      await tracker.settle()
+      const stored = await count(
+        database.url,
+        "SELECT count(*) AS n FROM telemetry_events WHERE character_name = 'Overflow'",
+      )
+      expect(stored).toBeGreaterThan(0)
+      expect(stored).toBeLessThan(250)
+      ws.close()
+    } finally {
+      await tracker.close()
+      await proxy.close()
+      await database.drop()
+    }
+  })
+
   it('survives the server killing its connections mid-stream', async () => {
     const database = await createTestDatabase()
     const tracker = await buildTracker({
