@@ -14,7 +14,7 @@ import { type Clock, msToMicros } from '../protocol/time.ts'
 import type { BrowserHub } from './browser-hub.ts'
 import type { InventoryForwarder } from './inventory-forwarder.ts'
 import type { DeathEvent, IdleEvent, LiveState } from './live-state.ts'
-import { bump, type IngestCounters } from './metrics.ts'
+import { bump, bumpBounded, type IngestCounters } from './metrics.ts'
 
 export interface IngestOptions {
   clock: Clock
@@ -126,7 +126,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const { counters, live, writer, clock, hub } = this.#o
     const type = canonicalType(frame.type)
     counters.frames_accepted += 1
-    bump(counters.by_type, frame.type)
+    bumpBounded(counters.by_type, frame.type)
     const nowMs = clock.now()
     const receivedAt = msToMicros(nowMs)
     const character = frame.character_name as string

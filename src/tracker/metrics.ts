@@ -42,3 +42,15 @@ export function newIngestCounters(): IngestCounters {
 export function bump(record: Record<string, number>, key: string, by = 1): void {
   record[key] = (record[key] ?? 0) + by
 }
+
+/** Distinct keys a per-type counter keeps before folding the rest into `(other)`. */
+export const MAX_COUNTED_TYPES = 256
+
+/**
+ * Like {@link bump} for keys chosen by clients (frame types): a plugin inventing types cannot
+ * grow the record, and so `/metrics`, without bound.
+ */
+export function bumpBounded(record: Record<string, number>, key: string): void {
+  if (record[key] === undefined && Object.keys(record).length >= MAX_COUNTED_TYPES) key = '(other)'
+  record[key] = (record[key] ?? 0) + 1
+}
