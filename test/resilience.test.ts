@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { buildTracker } from '../src/tracker/build-tracker.ts'
+import { buildTracker, type TrackerOptions } from '../src/tracker/build-tracker.ts'
 import { adminQuery, createTestDatabase, freshDatabaseName, TEST_SERVER_URL } from './support/db.ts'
 import { startTcpProxy } from './support/tcp-proxy.ts'
 import {
@@ -26,19 +26,36 @@ const count = async (url: string, sql: string): Promise<number> => {
   }
 }
 
+/** A tracker whose database connections go through a TCP relay the test can take down. */
+async function trackerBehindRelay(options: Partial<TrackerOptions> = {}) {
+  const database = await createTestDatabase()
+  const target = new URL(database.url)
+  const relay = await startTcpProxy(target.hostname, Number(target.port || 5432))
+  const viaRelay = new URL(database.url)
+  viaRelay.port = String(relay.port)
+  const tracker = await buildTracker({
+    databaseUrl: viaRelay.toString(),
+    sharedSecret: SECRET,
+    skipSchemaInit: true,
+    ...options,
+  })
+  const url = await tracker.listen(0)
+  return {
+    database,
+    relay,
+    tracker,
+    url,
+    async close() {
+      await tracker.close()
+      await relay.close()
+      await database.drop()
+    },
+  }
+}
+
 describe('a database outage during ingest', () => {
   it('loses nothing: frames keep flowing, writes are retried and land once the database is back', async () => {
-    const database = await createTestDatabase()
-    const target = new URL(database.url)
-    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432))
-    const viaProxy = new URL(database.url)
-    viaProxy.port = String(proxy.port)
-    const tracker = await buildTracker({
-      databaseUrl: viaProxy.toString(),
-      sharedSecret: SECRET,
-      skipSchemaInit: true,
-    })
-    const url = await tracker.listen(0)
+    const { database, relay: proxy, tracker, url, close } = await trackerBehindRelay()
     try {
       const ws = await connectPlugin(url.replace('http', 'ws'))
       const frames = (from: number, n: number) =>
@@ -68,25 +85,12 @@ describe('a database outage during ingest', () => {
       expect((await getJson(`${url}/metrics`)).body.persist_dropped).toBe(0)
       ws.close()
     } finally {
-      await tracker.close()
-      await proxy.close()
-      await database.drop()
+      await close()
     }
   })
 
   it('drops and counts what overflows the bounded write buffer, without blocking the plugin', async () => {
-    const database = await createTestDatabase()
-    const target = new URL(database.url)
-    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432))
-    const viaProxy = new URL(database.url)
-    viaProxy.port = String(proxy.port)
-    const tracker = await buildTracker({
-      databaseUrl: viaProxy.toString(),
-      sharedSecret: SECRET,
-      skipSchemaInit: true,
-      writeMaxPending: 100,
-    })
-    const url = await tracker.listen(0)
+    const { database, relay: proxy, tracker, url, close } = await trackerBehindRelay({ writeMaxPending: 100 })
     try {
       const ws = await connectPlugin(url.replace('http', 'ws'))
       proxy.down()
@@ -110,9 +114,7 @@ describe('a database outage during ingest', () => {
       expect(stored).toBeLessThan(250)
       ws.close()
     } finally {
-      await tracker.close()
-      await proxy.close()
-      await database.drop()
+      await close()
     }
   })
 
