@@ -148,6 +148,38 @@ describe('a database outage during ingest', () => {
   })
 })
 
+describe('settle under load', () => {
+  it('returns once what was queued before it is written, while frames keep arriving', async () => {
+    const t = await trackerBehindRelay()
+    try {
+      const ws = await connectPlugin(t.url.replace('http', 'ws'))
+      await sendFrames(
+        t.url,
+        ws,
+        Array.from({ length: 500 }, (_, i) => telemetry('Steady', { kills: i })),
+      )
+      let i = 0
+      const flood = setInterval(() => {
+        for (let k = 0; k < 50; k++) ws.send(JSON.stringify(telemetry('Flood', { kills: i++ })))
+      }, 1)
+      try {
+        await t.tracker.settle()
+      } finally {
+        clearInterval(flood)
+      }
+      expect(
+        await count(
+          t.database.url,
+          "SELECT count(*) AS n FROM telemetry_events WHERE character_name = 'Steady'",
+        ),
+      ).toBe(500)
+      ws.close()
+    } finally {
+      await t.close()
+    }
+  })
+})
+
 describe('start-up modes', () => {
   it('creates the schema on an empty database, idempotently', async () => {
     const name = freshDatabaseName()

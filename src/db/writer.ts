@@ -56,7 +56,12 @@ export class BatchWriter extends EventEmitter {
   #workers = 0
   #timer: NodeJS.Timeout | undefined
   #closed = false
-  #idleWaiters: (() => void)[] = []
+  /** Ops accepted so far; an op's sequence number is its index in this count. */
+  #enqueued = 0
+  /** First sequence number of each batch being written. */
+  readonly #inFlight = new Set<number>()
+  /** flush() callers, each waiting for every op before `upTo` to be written. */
+  #flushWaiters: { upTo: number; resolve: () => void }[] = []
   #lastOverflowLog = 0
   readonly stats: WriterStats = {
     pending: 0,
@@ -94,20 +99,40 @@ export class BatchWriter extends EventEmitter {
       return false
     }
     this.#queue.push(op)
+    this.#enqueued += 1
     this.stats.pending += 1
     this.#schedule()
     return true
   }
 
-  /** Resolves once everything queued so far has been written (or dropped as refused). */
+  /**
+   * Resolves once every op queued before the call has been written (or dropped as refused),
+   * even while new ops keep arriving.
+   */
   flush(): Promise<void> {
-    if (this.stats.pending === 0) return Promise.resolve()
+    const upTo = this.#enqueued
+    if (this.#writtenBefore() >= upTo) return Promise.resolve()
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer)
       this.#timer = undefined
       this.#spawn()
     }
-    return new Promise((resolve) => this.#idleWaiters.push(resolve))
+    return new Promise((resolve) => this.#flushWaiters.push({ upTo, resolve }))
+  }
+
+  /** Every op with a sequence number below this has been written. */
+  #writtenBefore(): number {
+    let mark = this.#enqueued - this.#queued
+    for (const first of this.#inFlight) mark = Math.min(mark, first)
+    return mark
+  }
+
+  #settleWaiters(): void {
+    if (this.#flushWaiters.length === 0) return
+    const mark = this.#writtenBefore()
+    const done = this.#flushWaiters.filter((w) => w.upTo <= mark)
+    this.#flushWaiters = this.#flushWaiters.filter((w) => w.upTo > mark)
+    for (const w of done) w.resolve()
   }
 
   /** Stops accepting ops and writes what is queued. */
@@ -141,16 +166,15 @@ export class BatchWriter extends EventEmitter {
 
   async #work(): Promise<void> {
     while (this.#queued > 0) {
+      const first = this.#enqueued - this.#queued
       const batch = this.#take()
+      this.#inFlight.add(first)
       await this.#writeRetrying(batch)
+      this.#inFlight.delete(first)
       this.stats.pending -= batch.length
+      this.#settleWaiters()
     }
     this.#workers -= 1
-    if (this.#workers === 0 && this.stats.pending === 0) {
-      const waiters = this.#idleWaiters
-      this.#idleWaiters = []
-      for (const w of waiters) w()
-    }
   }
 
   #take(): WriteOp[] {
