@@ -4,6 +4,9 @@ import { buildTracker } from '../../tracker/build-tracker.ts'
 import type { CliContext } from '../program.ts'
 import { trackerConfigFromEnv } from '../tracker-config.ts'
 
+/** How long shutdown waits for queued writes before giving up on them. */
+const SHUTDOWN_GRACE_MS = 15_000
+
 /** `overlord-ts serve`: runs the tracker until SIGINT/SIGTERM. */
 export function registerServe(program: Command, ctx: CliContext): void {
   program
@@ -33,6 +36,16 @@ export function registerServe(program: Command, ctx: CliContext): void {
         process.once('SIGTERM', stop)
       })
       log.info('shutting down')
+      // A database that stays away would keep the writer retrying forever: bound the wait,
+      // and say how much is lost rather than hanging or exiting quietly.
+      const timer = setTimeout(() => {
+        log.error(
+          { pending: tracker.metrics().persist_pending, waitedMs: SHUTDOWN_GRACE_MS },
+          'shutdown timed out with writes still pending: they are lost',
+        )
+        process.exit(1)
+      }, SHUTDOWN_GRACE_MS)
       await tracker.close()
+      clearTimeout(timer)
     })
 }
