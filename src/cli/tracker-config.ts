@@ -55,6 +55,7 @@ export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
       inventoryServiceUrl: env.INVENTORY_SERVICE_URL || undefined,
       pluginSideEffects: truthy(env.PLUGIN_SIDE_EFFECTS),
       serverHealthUrl: env.SERVER_HEALTH_URL || undefined,
+      staticDir: env.STATIC_DIR || undefined,
       serverName: env.SERVER_NAME || undefined,
       browserCoalesceMs: env.BROWSER_COALESCE_MS === undefined ? undefined : Number(env.BROWSER_COALESCE_MS),
     },

@@ -17,6 +17,7 @@ import { LiveState } from './live-state.ts'
 import { newIngestCounters } from './metrics.ts'
 import { detail, registerReadApi } from './routes/read-api.ts'
 import { registerStateApi } from './routes/state-api.ts'
+import { registerStaticBundle, spaFallback } from './routes/static-bundle.ts'
 import { ServerHealthCheck } from './server-health.ts'
 import { isInternalRequest } from './trust.ts'
 import { attachWebSockets } from './websockets.ts'
@@ -51,6 +52,8 @@ export interface TrackerOptions {
   /** Side effects towards plugins (commands, share relays); off by default: a shadow must not act (§10). */
   pluginSideEffects?: boolean
   inventoryServiceUrl?: string
+  /** The built dashboard served at `GET /*`; none = no static routes. */
+  staticDir?: string
   /** URL probed for `/server-health`, and the name it reports. */
   serverHealthUrl?: string
   serverName?: string
@@ -148,12 +151,13 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   })
   const PUBLIC = new Set(['/health', '/api-version', '/login'])
   app.addHook('onRequest', async (req, reply) => {
-    if (PUBLIC.has(req.routeOptions.url ?? '')) return
+    const route = req.routeOptions.url
+    // The dashboard bundle is public (its login page must load); unmatched paths get their 404.
+    if (route === undefined || route === '/*' || PUBLIC.has(route)) return
     // Cookie sessions arrive with the auth work; until then only internal trust (CONTRACT.md §5).
     if (!isInternalRequest(req.socket.remoteAddress, req.headers))
       return detail(reply, 401, 'Not authenticated')
   })
-  app.setNotFoundHandler((_req, reply) => detail(reply, 404, 'Not Found'))
   app.setErrorHandler((raw, _req, reply) => {
     const err = coerceError(raw)
     logger.error({ component: 'http', err }, 'request failed')
@@ -193,6 +197,12 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   registerReadApi(app, { db, clock, liveCache })
   registerStateApi(app, { db, clock, live })
   app.get('/server-health', async () => serverHealth.current)
+  if (options.staticDir === undefined) {
+    app.setNotFoundHandler((_req, reply) => detail(reply, 404, 'Not Found'))
+  } else {
+    await registerStaticBundle(app, options.staticDir)
+    app.setNotFoundHandler(spaFallback)
+  }
 
   await app.ready()
   const sockets = attachWebSockets(app.server, {
