@@ -15,6 +15,20 @@ describe('kill deltas', () => {
   })
 })
 
+describe('session memory', () => {
+  it('stays bounded over many logins while interleaved recent sessions still count', () => {
+    const s = new LiveState()
+    for (let i = 0; i < 1_000; i++) s.killDelta('A', `s${i}`, 0)
+    // Two overlapping sessions (a reconnect) both keep their deltas.
+    expect(s.killDelta('A', 'x', 1)).toBe(0)
+    expect(s.killDelta('A', 'y', 5)).toBe(0)
+    expect(s.killDelta('A', 'x', 3)).toBe(2)
+    expect(s.killDelta('A', 'y', 9)).toBe(4)
+    // A session long gone starts over, as a new one would.
+    expect(s.killDelta('A', 's0', 10)).toBe(0)
+  })
+})
+
 describe('death detection', () => {
   it('fires on vitae 0 → >0, once per 5 minutes per character', () => {
     const s = new LiveState()

@@ -3,6 +3,9 @@ import type { PluginFrame } from '../protocol/frames.ts'
 
 /** Death alerts are at most one per character per 5 minutes (CONTRACT.md §6). */
 export const DEATH_ALERT_INTERVAL_MS = 5 * 60_000
+/** Sessions per character whose last `kills` is remembered. */
+export const SESSIONS_KEPT = 4
+
 /** A character idle this long gets one idle alert (CONTRACT.md §6). */
 export const IDLE_ALERT_AFTER_MS = 5 * 60_000
 
@@ -28,7 +31,8 @@ interface IdleTrack {
  * previous frame: pure (no I/O, time passed in), so it is tested without servers.
  */
 export class LiveState {
-  readonly #lastKills = new Map<string, number>()
+  /** Last `kills` per character, per session (insertion order = age, for pruning). */
+  readonly #lastKills = new Map<string, Map<string, number>>()
   readonly #currentSession = new Map<string, string>()
   readonly #vitae = new Map<string, number>()
   readonly #lastDeathAlert = new Map<string, number>()
@@ -47,9 +51,16 @@ export class LiveState {
   killDelta(character: string, sessionId: string | null, kills: number | null): number {
     if (sessionId !== null) this.#currentSession.set(character, sessionId)
     if (kills === null) return 0
-    const key = `${character}\u0000${sessionId ?? ''}`
-    const last = this.#lastKills.get(key)
-    this.#lastKills.set(key, kills)
+    let sessions = this.#lastKills.get(character)
+    if (sessions === undefined) {
+      sessions = new Map()
+      this.#lastKills.set(character, sessions)
+    }
+    const session = sessionId ?? ''
+    const last = sessions.get(session)
+    sessions.set(session, kills)
+    // Every login is a new session: keep the few recent ones (overlapping reconnects), not all.
+    if (last === undefined && sessions.size > SESSIONS_KEPT) sessions.delete(sessions.keys().next().value!)
     if (last === undefined) return 0
     const delta = kills - last
     return Math.max(delta, 0)
