@@ -180,6 +180,32 @@ describe('settle under load', () => {
   })
 })
 
+describe('start-up with the database away', () => {
+  it('waits for a database that comes up late, and fails clearly for one that never does', async () => {
+    const database = await createTestDatabase()
+    const target = new URL(database.url)
+    const relay = await startTcpProxy(target.hostname, Number(target.port || 5432))
+    const viaRelay = new URL(database.url)
+    viaRelay.port = String(relay.port)
+    try {
+      relay.down()
+      const late = buildTracker({ databaseUrl: viaRelay.toString(), sharedSecret: SECRET })
+      setTimeout(() => relay.up(), 700)
+      const tracker = await late
+      expect((await getJson(`${await tracker.listen(0)}/health`)).status).toBe(200)
+      await tracker.close()
+
+      relay.down()
+      await expect(
+        buildTracker({ databaseUrl: viaRelay.toString(), sharedSecret: SECRET, startupWaitMs: 300 }),
+      ).rejects.toMatchObject({ code: 'DB_ERR_UNAVAILABLE' })
+    } finally {
+      await relay.close()
+      await database.drop()
+    }
+  })
+})
+
 describe('start-up modes', () => {
   it('creates the schema on an empty database, idempotently', async () => {
     const name = freshDatabaseName()

@@ -36,3 +36,25 @@ export function isTransientDbError(err: unknown): boolean {
 export function backoffMs(attempt: number, baseMs = 100, capMs = 5_000): number {
   return Math.random() * Math.min(capMs, baseMs * 2 ** attempt)
 }
+
+/**
+ * Runs `task`, retrying transient database errors with backoff until `deadlineMs` has passed;
+ * anything else, or the last failure, is thrown. For start-up, when the database may still be
+ * coming up beside us.
+ */
+export async function retryTransient<T>(
+  task: () => Promise<T>,
+  onRetry: (err: unknown, attempt: number) => void,
+  deadlineMs = 60_000,
+): Promise<T> {
+  const start = Date.now()
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await task()
+    } catch (err) {
+      if (!isTransientDbError(err) || Date.now() - start > deadlineMs) throw err
+      onRetry(err, attempt)
+      await new Promise((r) => setTimeout(r, 250 + backoffMs(attempt, 250, 5_000)))
+    }
+  }
+}

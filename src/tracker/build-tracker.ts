@@ -5,9 +5,10 @@ import pino, { type Logger } from 'pino'
 import { type EmbeddedDatabase, EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from '../db/embedded.ts'
 import { createPool, type Db } from '../db/pool.ts'
 import { RetentionTask } from '../db/retention.ts'
-import { initSchema } from '../db/schema.ts'
+import { initSchema, type SchemaResult } from '../db/schema.ts'
+import { retryTransient } from '../db/transient.ts'
 import { Persistence } from '../db/persistence.ts'
-import { coerceError } from '../protocol/errors.ts'
+import { coerceError, ERR, OverlordError } from '../protocol/errors.ts'
 import { type Clock, systemClock } from '../protocol/time.ts'
 import { BrowserHub } from './browser-hub.ts'
 import { Ingest } from './ingest.ts'
@@ -57,6 +58,8 @@ export interface TrackerOptions {
   /** URL probed for `/server-health`, and the name it reports. */
   serverHealthUrl?: string
   serverName?: string
+  /** How long start-up waits for an unreachable database before failing. */
+  startupWaitMs?: number
   /** Writer tuning. */
   writeBatchSize?: number
   writeMaxPending?: number
@@ -91,7 +94,27 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     databaseUrl = embedded.connectionString
   }
   const db = createPool({ connectionString: databaseUrl, max: embedded ? EMBEDDED_POOL_SIZE : 6 })
-  const schema = readOnly || options.skipSchemaInit ? undefined : await initSchema(db)
+  let schema: SchemaResult | undefined
+  try {
+    // The database may still be starting beside us (compose, systemd): wait for it a while.
+    const ready = async (): Promise<SchemaResult | undefined> => {
+      if (readOnly || options.skipSchemaInit) {
+        await db.query('SELECT 1')
+        return undefined
+      }
+      return initSchema(db)
+    }
+    schema = await retryTransient(
+      ready,
+      (err, attempt) =>
+        logger.warn({ component: 'startup', err, attempt }, 'database not reachable yet, retrying'),
+      options.startupWaitMs,
+    )
+  } catch (err) {
+    await db.end().catch(() => {})
+    await embedded?.close().catch(() => {})
+    throw new OverlordError(ERR.DB_UNAVAILABLE, 'database unavailable at start-up', { cause: err })
+  }
 
   const counters = newIngestCounters()
   const writer = readOnly
