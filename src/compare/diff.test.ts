@@ -37,6 +37,26 @@ const B = {
   timestamp: '2026-11-22T08:10:04+00:00',
 }
 
+describe('instant spelling', () => {
+  const at = (timestamp: string) => live([{ ...A, timestamp }])
+  const classes = (p: string, s: string) => run(at(p), at(s)).differences.map((d) => d.class)
+
+  it('reports the same instant spelled another way as a format difference', () => {
+    expect(classes('2026-11-22T08:10:02+00:00', '2026-11-22T08:10:02Z')).toEqual(['format'])
+    expect(classes('2026-11-22T08:10:02+00:00', '2026-11-22T08:10:02.000000+00:00')).toEqual(['format'])
+    expect(classes('2026-11-22T08:10:02.120000+00:00', '2026-11-22T08:10:02.12+00:00')).toEqual(['format'])
+  })
+
+  it('tolerates instants within tolerance in the same spelling, fraction or not', () => {
+    expect(classes('2026-11-22T08:10:02+00:00', '2026-11-22T08:10:02.250000+00:00')).toEqual([])
+    expect(run(at('2026-11-22T08:10:02+00:00'), at('2026-11-22T08:10:02.250000+00:00')).tolerated).toBe(1)
+  })
+
+  it('reports an instant beyond tolerance as a value difference, whatever its spelling', () => {
+    expect(classes('2026-11-22T08:10:02+00:00', '2026-11-22T08:10:09Z')).toEqual(['value'])
+  })
+})
+
 describe('compareDocs', () => {
   it('finds nothing between equal documents', () => {
     expect(run(live([A, B]), live([A, B])).differences).toEqual([])
@@ -79,8 +99,8 @@ describe('compareDocs', () => {
   })
 
   it('compares timestamps as instants with the path tolerance', () => {
-    const sameInstant = run(live([A]), live([{ ...A, timestamp: '2026-11-22T08:10:02Z' }]))
-    expect(sameInstant.differences).toEqual([])
+    const sameInstant = run(live([A]), live([{ ...A, timestamp: '2026-11-22T08:10:02.000+00:00' }]))
+    expect(sameInstant.differences.map((d) => d.class)).toEqual(['format'])
     const within = run(live([A]), live([{ ...A, timestamp: '2026-11-22T08:10:02.400000+00:00' }]))
     expect(within.differences).toEqual([])
     const beyond = run(live([A]), live([{ ...A, timestamp: '2026-11-22T08:10:03+00:00' }]))

@@ -30,7 +30,10 @@ export function withinTolerance(p: number, s: number, abs: number, rel: number):
 type Leaf =
   | { kind: 'equal' }
   | { kind: 'tolerated' }
-  | { kind: 'diff'; cls: 'type_change' | 'value'; detail?: string }
+  | { kind: 'diff'; cls: 'type_change' | 'format' | 'value'; detail?: string }
+
+/** An instant's spelling without its digits or fraction: `dddd-dd-ddTdd:dd:dd+dd:dd`. */
+const spelling = (s: string): string => s.replace(/\.\d+/, '').replace(/\d/g, 'd')
 
 function compareLeaf(p: unknown, s: unknown, rule: FieldRule | undefined, rules: CompareRules): Leaf {
   const kp = kindOf(p)
@@ -51,9 +54,15 @@ function compareLeaf(p: unknown, s: unknown, rule: FieldRule | undefined, rules:
       const ts = parseInstant(s)
       if (tp !== undefined && ts !== undefined) {
         const deltaMs = (ts - tp) / 1000
-        if (Math.abs(deltaMs) <= (rule?.toleranceMs ?? rules.defaults.toleranceMs))
-          return { kind: 'tolerated' }
-        return { kind: 'diff', cls: 'value', detail: `Δ=${deltaMs}ms` }
+        if (Math.abs(deltaMs) > (rule?.toleranceMs ?? rules.defaults.toleranceMs)) {
+          return { kind: 'diff', cls: 'value', detail: `Δ=${deltaMs}ms` }
+        }
+        // Same instant spelled differently (`Z` for `+00:00`, `.000000`, `.12`): the contract
+        // fixes one spelling, so it is a difference of its own, not a tolerance.
+        if (tp === ts || spelling(p) !== spelling(s)) {
+          return { kind: 'diff', cls: 'format', detail: `${p} vs ${s}` }
+        }
+        return { kind: 'tolerated' }
       }
     }
   }

@@ -59,6 +59,8 @@ const DEFAULT_SEVERITY: Record<DiffClass, Severity> = {
   missing_field: 'hard',
   extra_field: 'hard',
   type_change: 'hard',
+  // CONTRACT.md §1 fixes the spelling of instants (Python isoformat): a consumer may compare text.
+  format: 'hard',
   value: 'hard',
   order: 'soft',
 }

@@ -10,6 +10,7 @@ export type DiffClass =
   | 'missing_field'
   | 'extra_field'
   | 'type_change'
+  | 'format'
   | 'value'
   | 'order'
 
@@ -19,6 +20,7 @@ export const DIFF_CLASSES: readonly DiffClass[] = [
   'missing_field',
   'extra_field',
   'type_change',
+  'format',
   'value',
   'order',
 ]
