@@ -33,7 +33,7 @@ export function isTransientDbError(err: unknown): boolean {
 }
 
 /** Exponential backoff with full jitter, capped. */
-export function backoffMs(attempt: number, baseMs = 100, capMs = 5_000): number {
+function backoffMs(attempt: number, baseMs = 100, capMs = 5_000): number {
   return Math.random() * Math.min(capMs, baseMs * 2 ** attempt)
 }
 

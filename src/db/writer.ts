@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import { coerceError } from '../protocol/errors.ts'
 import { applyBatch } from './apply-batch.ts'
 import type { Db } from './pool.ts'
-import { backoffMs, isTransientDbError } from './transient.ts'
+import { isTransientDbError, retryTransient } from './transient.ts'
 import type { WriteOp } from './write-ops.ts'
 
 const ignore = (): void => {}
@@ -188,25 +188,32 @@ export class BatchWriter extends EventEmitter {
     return batch
   }
 
+  /**
+   * Writes a batch, retrying transient failures until they pass. A batch the database refuses
+   * for its content is split into single ops, so only the refused ones are lost (and counted).
+   */
   async #writeRetrying(batch: readonly WriteOp[]): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#write(batch)
+    try {
+      await retryTransient(
+        () => this.#write(batch),
+        (err, attempt) => {
+          this.stats.retries += 1
+          this.#log.warn(
+            { err, attempt, size: batch.length, pending: this.stats.pending },
+            'batch failed, retrying',
+          )
+        },
+        Number.POSITIVE_INFINITY,
+      )
+    } catch (raw) {
+      const err = coerceError(raw)
+      if (batch.length > 1) {
+        this.#log.warn({ err, size: batch.length }, 'batch refused, isolating the refused ops')
+        for (const op of batch) await this.#writeRetrying([op])
         return
-      } catch (raw) {
-        const err = coerceError(raw)
-        if (!isTransientDbError(err)) {
-          await this.#isolate(batch, err)
-          return
-        }
-        this.stats.retries += 1
-        const delay = backoffMs(attempt)
-        this.#log.warn(
-          { err, attempt, delayMs: Math.round(delay), pending: this.stats.pending },
-          'batch failed, retrying',
-        )
-        await new Promise((r) => setTimeout(r, delay))
       }
+      this.stats.rejected += 1
+      this.#log.error({ err, op: { kind: batch[0]?.kind } }, 'write op refused by the database, dropped')
     }
   }
 
@@ -229,29 +236,6 @@ export class BatchWriter extends EventEmitter {
     } finally {
       client.off('error', ignore)
       client.release(broken)
-    }
-  }
-
-  /** A batch refused for its content: apply its ops one by one so only the bad ones are lost. */
-  async #isolate(batch: readonly WriteOp[], cause: Error): Promise<void> {
-    this.#log.warn({ err: cause, size: batch.length }, 'batch refused, isolating the refused ops')
-    for (const op of batch) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.#write([op])
-          break
-        } catch (raw) {
-          const err = coerceError(raw)
-          if (isTransientDbError(err)) {
-            this.stats.retries += 1
-            await new Promise((r) => setTimeout(r, backoffMs(attempt)))
-            continue
-          }
-          this.stats.rejected += 1
-          this.#log.error({ err, op: { kind: op.kind } }, 'write op refused by the database, dropped')
-          break
-        }
-      }
     }
   }
 }
