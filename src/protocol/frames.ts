@@ -9,6 +9,24 @@ export type BadFrameReason = 'not_json' | 'not_object' | 'no_type' | 'no_charact
 
 export type ParseResult = { ok: true; frame: PluginFrame } | { ok: false; reason: BadFrameReason }
 
+/** The plugin event types of CONTRACT.md §2 with handling of their own (besides `share_*`). */
+export const CONTRACT_EVENT_TYPES = [
+  'telemetry',
+  'vitals',
+  'character_stats',
+  'full_inventory',
+  'inventory_delta',
+  'equipment_cantrip_state',
+  'portal',
+  'spawn',
+  'chat',
+  'quest',
+  'rare',
+  'nearby_objects',
+  'combat_stats',
+  'dungeon_map',
+] as const
+
 /** Event types that reach the database (CONTRACT.md §8). */
 export const PERSISTED_TYPES = new Set([
   'telemetry',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { type FleetEvent, FleetModel } from './fleet-model.ts'
+import { CONTRACT_EVENT_TYPES } from '../protocol/frames.ts'
 
 const START = Date.UTC(2026, 10, 22, 8, 0, 0)
 const run = (seed: number, minutes: number): FleetEvent[] =>
@@ -23,24 +24,7 @@ describe('FleetModel', () => {
   it('produces every event type of the contract, with the string-typed numbers', () => {
     const events = run(1, 12)
     const types = new Set(events.flatMap((e) => (e.kind === 'frame' ? [e.type] : [])))
-    for (const type of [
-      'telemetry',
-      'vitals',
-      'character_stats',
-      'full_inventory',
-      'inventory_delta',
-      'equipment_cantrip_state',
-      'portal',
-      'spawn',
-      'chat',
-      'quest',
-      'rare',
-      'nearby_objects',
-      'combat_stats',
-      'share_vitals',
-      'dungeon_map',
-      'future_event',
-    ]) {
+    for (const type of [...CONTRACT_EVENT_TYPES, 'share_vitals', 'future_event']) {
       expect(types, type).toContain(type)
     }
     const telemetry = events.find((e) => e.kind === 'frame' && e.type === 'telemetry')

@@ -4,6 +4,7 @@ import WebSocket from 'ws'
 import type { Persistence } from '../db/persistence.ts'
 import { toInteger, toNumber, toText } from '../protocol/coerce.ts'
 import {
+  CONTRACT_EVENT_TYPES,
   canonicalType,
   frameTime,
   type PluginFrame,
@@ -36,22 +37,7 @@ export interface IngestEvents {
 }
 
 /** Types handled beyond broadcast; anything else is counted as unknown (the protocol is additive). */
-const KNOWN_TYPES = new Set([
-  'telemetry',
-  'vitals',
-  'character_stats',
-  'full_inventory',
-  'inventory_delta',
-  'equipment_cantrip_state',
-  'portal',
-  'spawn',
-  'chat',
-  'quest',
-  'rare',
-  'nearby_objects',
-  'combat_stats',
-  'dungeon_map',
-])
+const KNOWN_TYPES: ReadonlySet<string> = new Set(CONTRACT_EVENT_TYPES)
 
 const BAD_FRAME_LOG_INTERVAL_MS = 10_000
 
