@@ -18,26 +18,51 @@ export const systemClock: Clock = { now: () => Date.now() }
 const ISO_RE =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/
 
+/** Days in each month of a non-leap year. */
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+const isLeap = (y: number): boolean => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0
+
 /**
  * Parses any ISO 8601 date-time (`Z`, offsets, fractional seconds, naive = UTC) into epoch
- * microseconds. Returns `undefined` for anything unparsable.
+ * microseconds. Returns `undefined` for anything that is not a real instant: fields out of range
+ * (month 13, day 45, hour 99 never roll over into another date), or an instant outside the years
+ * 1685-2255, where epoch microseconds stop being exact in a double.
  */
 export function parseInstant(value: unknown): Micros | undefined {
-  if (typeof value !== 'string') return undefined
+  if (typeof value !== 'string' || value.length > MAX_INSTANT_LENGTH) return undefined
   const m = ISO_RE.exec(value.trim())
   if (m === null) return undefined
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', tz] = m
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s))
-  if (Number.isNaN(ms)) return undefined
-  const micros = Number(`${frac}000000`.slice(0, 6))
+  const year = Number(y)
+  const month = Number(mo)
+  const day = Number(d)
+  const hour = Number(h)
+  const minute = Number(mi)
+  const second = Number(s)
+  if (year < 1 || month < 1 || month > 12 || day < 1) return undefined
+  if (day > (month === 2 && isLeap(year) ? 29 : MONTH_DAYS[month - 1]!)) return undefined
+  if (hour > 23 || minute > 59 || second > 59) return undefined
   let offsetMinutes = 0
   if (tz !== undefined && tz !== 'Z' && tz !== 'z') {
     const sign = tz[0] === '-' ? -1 : 1
     const digits = tz.slice(1).replace(':', '')
-    offsetMinutes = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4) || '0'))
+    const oh = Number(digits.slice(0, 2))
+    const om = Number(digits.slice(2, 4) || '0')
+    if (oh > 23 || om > 59) return undefined
+    offsetMinutes = sign * (oh * 60 + om)
   }
-  return (ms - offsetMinutes * 60_000) * 1000 + micros
+  const date = new Date(0)
+  // Date.UTC would map years 0-99 to 1900-1999.
+  date.setUTCFullYear(year, month - 1, day)
+  date.setUTCHours(hour, minute, second)
+  const result = (date.getTime() - offsetMinutes * 60_000) * 1000 + Number(`${frac}000000`.slice(0, 6))
+  // Beyond ±2^53 µs (before 1685 or after 2255) microseconds are no longer exact.
+  return Number.isSafeInteger(result) ? result : undefined
 }
+
+/** Longer strings are not instants; bounds the regex work on hostile input. */
+const MAX_INSTANT_LENGTH = 64
 
 const pad = (n: number, width = 2): string => String(n).padStart(width, '0')
 
