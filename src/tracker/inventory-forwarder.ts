@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { request } from 'undici'
 import { coerceError } from '../protocol/errors.ts'
-import type { IngestCounters } from './metrics.ts'
+import { bump, type IngestCounters } from './metrics.ts'
 
 export interface InventoryForwarderOptions {
   /** Base URL of the inventory service; undefined = forwarding off (counted as suppressed). */
@@ -37,7 +37,7 @@ export class InventoryForwarder {
   forward(kind: keyof typeof PATHS, body: string): void {
     const { counters, baseUrl, maxQueued } = this.#opts
     if (baseUrl === undefined) {
-      counters.suppressed.inventory_forward = (counters.suppressed.inventory_forward ?? 0) + 1
+      bump(counters.suppressed, 'inventory_forward')
       return
     }
     if (this.#queue.length >= maxQueued) {

@@ -1,7 +1,12 @@
-/** Counters the tracker exposes at `GET /metrics`, used by the harness for input accounting. */
+/**
+ * Counters the tracker exposes at `GET /metrics`, used by the harness for input accounting.
+ * Every keyed record has a null prototype: keys come from clients (`constructor`, `__proto__`
+ * and `toString` are valid frame types), so they must never meet `Object.prototype`.
+ */
 export interface IngestCounters {
   frames_received: number
   frames_accepted: number
+  /** Frames refused at the edge (not JSON, wrong shape, unstorable field); by reason in `bad_by_reason`. */
   frames_bad: number
   frames_oversize: number
   bad_by_reason: Record<string, number>
@@ -16,7 +21,12 @@ export interface IngestCounters {
   inventory_failed: number
   deaths_detected: number
   idles_detected: number
+  /** Exceptions caught in socket handlers, timers and fan-out, by site (see FaultLog). */
+  handler_errors: Record<string, number>
 }
+
+/** A record safe to key with untrusted strings. */
+export const counterRecord = (): Record<string, number> => Object.create(null) as Record<string, number>
 
 export function newIngestCounters(): IngestCounters {
   return {
@@ -24,21 +34,22 @@ export function newIngestCounters(): IngestCounters {
     frames_accepted: 0,
     frames_bad: 0,
     frames_oversize: 0,
-    bad_by_reason: {},
-    by_type: {},
+    bad_by_reason: counterRecord(),
+    by_type: counterRecord(),
     unknown_types: 0,
     plugin_connections: 0,
     plugins_refused: 0,
-    suppressed: {},
+    suppressed: counterRecord(),
     inventory_forwarded: 0,
     inventory_dropped: 0,
     inventory_failed: 0,
     deaths_detected: 0,
     idles_detected: 0,
+    handler_errors: counterRecord(),
   }
 }
 
-/** Increments `record[key]`. */
+/** Increments `record[key]` (a {@link counterRecord}). */
 export function bump(record: Record<string, number>, key: string, by = 1): void {
   record[key] = (record[key] ?? 0) + by
 }
