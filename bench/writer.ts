@@ -8,7 +8,7 @@ import pino from 'pino'
 import { createPool, ensureDatabase } from '../src/db/pool.ts'
 import { initSchema } from '../src/db/schema.ts'
 import { Persistence } from '../src/db/persistence.ts'
-import { toTelemetryRecord } from '../src/protocol/frames.ts'
+import { decodeFrame } from '../src/protocol/decode-frame.ts'
 
 const { values: a } = parseArgs({
   options: {
@@ -50,8 +50,11 @@ const frame = (i: number) => ({
   vt_state: 'Combat',
 })
 const start = performance.now()
-for (let i = 0; i < rows; i++)
-  writer.enqueue({ kind: 'telemetry', row: toTelemetryRecord(frame(i), Date.now() * 1000) })
+for (let i = 0; i < rows; i++) {
+  const decoded = decodeFrame(JSON.stringify(frame(i)), Date.now() * 1000)
+  if (!decoded.ok || decoded.frame.kind !== 'telemetry') throw new Error('bench frame refused')
+  writer.enqueue({ kind: 'telemetry', row: decoded.frame.record })
+}
 const enqueued = performance.now()
 await writer.flush()
 const done = performance.now()

@@ -196,21 +196,25 @@ describe.each<Backend>(['postgres', 'embedded'])('on %s', (backend) => {
       ws.close()
     })
 
-    it('drops only the op the database refuses, keeping the rest of its batch', async () => {
+    it('refuses at the edge a value its column cannot hold, storing its neighbours', async () => {
       const ws = await connectPlugin(t.wsUrl)
+      const before = t.tracker.metrics() as { bad_by_reason: Record<string, number> }
+      const outOfRange = before.bad_by_reason.out_of_range ?? 0
       const stats = (name: string, level: number) => ({
         type: 'character_stats',
         character_name: name,
         level,
       })
-      // level is an INTEGER column: 99 999 999 999 is out of range (SQLSTATE 22003), not transient.
+      // level is an INTEGER column: 99 999 999 999 does not fit, so the frame is refused, not stored.
       await sendFrames(t.url, ws, [stats('Fine A', 5), stats('Overflow', 99_999_999_999), stats('Fine B', 6)])
       await t.tracker.settle()
       const names = await rows(
         "SELECT character_name FROM character_stats WHERE character_name IN ('Fine A', 'Overflow', 'Fine B') ORDER BY 1",
       )
       expect(names.map((r) => r.character_name)).toEqual(['Fine A', 'Fine B'])
-      expect(t.tracker.metrics().persist_rejected).toBe(1)
+      const after = t.tracker.metrics() as { bad_by_reason: Record<string, number>; persist_rejected: number }
+      expect(after.bad_by_reason.out_of_range).toBe(outOfRange + 1)
+      expect(after.persist_rejected).toBe(0)
       ws.close()
     })
 

@@ -63,6 +63,13 @@ export class Persistence {
       retries: a.retries + b.retries,
       dropped: a.dropped + b.dropped,
       rejected: a.rejected + b.rejected,
+      rejectedByReason: sumRecords(a.rejectedByReason, b.rejectedByReason),
     }
   }
+}
+
+function sumRecords(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = Object.create(null) as Record<string, number>
+  for (const r of [a, b]) for (const k in r) out[k] = (out[k] ?? 0) + r[k]!
+  return out
 }

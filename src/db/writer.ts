@@ -35,6 +35,17 @@ export interface WriterStats {
   retries: number
   dropped: number
   rejected: number
+  /** Refused ops by SQLSTATE (or error code), keyed safely: a null-prototype record. */
+  rejectedByReason: Record<string, number>
+}
+
+/** One refusal record per reason per interval, however many ops are refused in between. */
+const REJECT_LOG_INTERVAL_MS = 10_000
+
+/** The label a refused op is counted under: its SQLSTATE, else the error's code or name. */
+function rejectReason(err: unknown): string {
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code !== '' ? code : 'unknown'
 }
 
 /**
@@ -70,7 +81,9 @@ export class BatchWriter extends EventEmitter {
     retries: 0,
     dropped: 0,
     rejected: 0,
+    rejectedByReason: Object.create(null) as Record<string, number>,
   }
+  readonly #rejectLogged = new Map<string, { at: number; since: number }>()
 
   constructor(options: WriterOptions) {
     super()
@@ -190,7 +203,8 @@ export class BatchWriter extends EventEmitter {
 
   /**
    * Writes a batch, retrying transient failures until they pass. A batch the database refuses
-   * for its content is split into single ops, so only the refused ones are lost (and counted).
+   * for its content is halved until the refused ops stand alone, so only they are lost (and
+   * counted by reason); every valid op of the batch is still written, in order.
    */
   async #writeRetrying(batch: readonly WriteOp[]): Promise<void> {
     try {
@@ -206,15 +220,34 @@ export class BatchWriter extends EventEmitter {
         Number.POSITIVE_INFINITY,
       )
     } catch (raw) {
-      const err = coerceError(raw)
       if (batch.length > 1) {
-        this.#log.warn({ err, size: batch.length }, 'batch refused, isolating the refused ops')
-        for (const op of batch) await this.#writeRetrying([op])
+        const half = Math.ceil(batch.length / 2)
+        await this.#writeRetrying(batch.slice(0, half))
+        await this.#writeRetrying(batch.slice(half))
         return
       }
-      this.stats.rejected += 1
-      this.#log.error({ err, op: { kind: batch[0]?.kind } }, 'write op refused by the database, dropped')
+      this.#reject(batch[0]!, raw)
     }
+  }
+
+  #reject(op: WriteOp, raw: unknown): void {
+    const reason = rejectReason(raw)
+    this.stats.rejected += 1
+    this.stats.rejectedByReason[reason] = (this.stats.rejectedByReason[reason] ?? 0) + 1
+    let logged = this.#rejectLogged.get(reason)
+    if (logged === undefined) {
+      logged = { at: Number.NEGATIVE_INFINITY, since: 0 }
+      this.#rejectLogged.set(reason, logged)
+    }
+    logged.since += 1
+    const now = Date.now()
+    if (now - logged.at < REJECT_LOG_INTERVAL_MS) return
+    this.#log.error(
+      { err: coerceError(raw), reason, op: { kind: op.kind }, refused: logged.since },
+      'write op refused by the database, dropped',
+    )
+    logged.at = now
+    logged.since = 0
   }
 
   async #write(batch: readonly WriteOp[]): Promise<void> {
@@ -231,7 +264,8 @@ export class BatchWriter extends EventEmitter {
       this.stats.batches += 1
     } catch (err) {
       broken = isTransientDbError(err)
-      if (!broken) await client.query('ROLLBACK').catch(ignore)
+      // A client whose ROLLBACK fails is in no state to serve the next batch: replace it.
+      if (!broken) await client.query('ROLLBACK').catch(() => (broken = true))
       throw err
     } finally {
       client.off('error', ignore)

@@ -15,6 +15,7 @@ import { Ingest } from './ingest.ts'
 import { InventoryForwarder } from './inventory-forwarder.ts'
 import { LiveCache } from './live-cache.ts'
 import { LiveState } from './live-state.ts'
+import { FaultLog } from './fault-log.ts'
 import { newIngestCounters } from './metrics.ts'
 import { detail, registerReadApi } from './routes/read-api.ts'
 import { registerStateApi } from './routes/state-api.ts'
@@ -117,6 +118,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   }
 
   const counters = newIngestCounters()
+  const faults = new FaultLog(counters.handler_errors, logger)
   const writer = readOnly
     ? undefined
     : new Persistence({
@@ -143,6 +145,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     live,
     hub,
     counters,
+    faults,
     inventory,
     writer,
     pluginSideEffects: options.pluginSideEffects ?? false,
@@ -202,6 +205,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     persist_retries: writer?.stats.retries ?? 0,
     persist_dropped: writer?.stats.dropped ?? 0,
     persist_rejected: writer?.stats.rejected ?? 0,
+    persist_rejected_by_reason: writer?.stats.rejectedByReason ?? {},
     live_cache_refreshed_at: liveCache.refreshedAt,
     live_cache_failures: liveCache.failures,
     read_only: readOnly,

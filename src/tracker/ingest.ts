@@ -2,19 +2,12 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
 import type { Persistence } from '../db/persistence.ts'
-import { toInteger, toNumber, toText } from '../protocol/coerce.ts'
-import {
-  CONTRACT_EVENT_TYPES,
-  canonicalType,
-  frameTime,
-  type PluginFrame,
-  parseFrame,
-  toTelemetryRecord,
-} from '../protocol/frames.ts'
-import { type Clock, msToMicros } from '../protocol/time.ts'
+import { type DecodedFrame, decodeFrame } from '../protocol/decode-frame.ts'
+import { type Clock, type Micros, msToMicros } from '../protocol/time.ts'
 import type { BrowserHub } from './browser-hub.ts'
 import type { InventoryForwarder } from './inventory-forwarder.ts'
-import type { DeathEvent, IdleEvent, LiveState } from './live-state.ts'
+import type { FaultLog } from './fault-log.ts'
+import type { DeathEvent, IdleEvent, KeptFrame, LiveState } from './live-state.ts'
 import { bump, bumpBounded, type IngestCounters } from './metrics.ts'
 
 export interface IngestOptions {
@@ -23,6 +16,8 @@ export interface IngestOptions {
   live: LiveState
   hub: BrowserHub
   counters: IngestCounters
+  /** Where faults caught in socket callbacks are counted and logged. */
+  faults: FaultLog
   inventory: InventoryForwarder
   /** Undefined in read-only mode: nothing is persisted. */
   writer: Persistence | undefined
@@ -35,9 +30,6 @@ export interface IngestEvents {
   death: [DeathEvent]
   idle: [IdleEvent]
 }
-
-/** Types handled beyond broadcast; anything else is counted as unknown (the protocol is additive). */
-const KNOWN_TYPES: ReadonlySet<string> = new Set(CONTRACT_EVENT_TYPES)
 
 const BAD_FRAME_LOG_INTERVAL_MS = 10_000
 
@@ -57,24 +49,32 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   /** Takes over an authenticated plugin socket. */
   attach(ws: WebSocket, conn: string): void {
-    const { counters } = this.#o
+    const { counters, faults } = this.#o
     const log = this.#o.logger.child({ component: 'ingest', conn })
     counters.plugin_connections += 1
     let character: string | undefined
     let badSinceLog = 0
     let lastBadLog = 0
-    ws.on('message', (data: Buffer, isBinary) => {
+    const onMessage = (data: Buffer, isBinary: boolean): void => {
       counters.frames_received += 1
       const text = isBinary ? '' : data.toString('utf8')
-      const parsed = parseFrame(text)
-      if (!parsed.ok) {
+      const receivedAt = msToMicros(this.#o.clock.now())
+      const decoded = decodeFrame(text, receivedAt)
+      if (!decoded.ok) {
         counters.frames_bad += 1
-        bump(counters.bad_by_reason, parsed.reason)
+        bump(counters.bad_by_reason, decoded.reason)
         badSinceLog += 1
         const now = Date.now()
         if (now - lastBadLog >= BAD_FRAME_LOG_INTERVAL_MS) {
+          // Field names are ours (schema paths); the frame's own text is never logged.
           log.warn(
-            { reason: parsed.reason, dropped: badSinceLog, bytes: data.length, character },
+            {
+              reason: decoded.reason,
+              field: decoded.field,
+              dropped: badSinceLog,
+              bytes: data.length,
+              character,
+            },
             'bad frame dropped',
           )
           lastBadLog = now
@@ -82,17 +82,21 @@ export class Ingest extends EventEmitter<IngestEvents> {
         }
         return
       }
-      const frame = parsed.frame
-      if (
-        character === undefined &&
-        typeof frame.character_name === 'string' &&
-        frame.character_name !== ''
-      ) {
-        character = frame.character_name
+      const frame = decoded.frame
+      if (character === undefined && frame.character !== undefined) {
+        character = frame.character
         this.plugins.set(character, ws)
         log.debug({ character }, 'plugin registered')
       }
-      this.handle(frame, text, ws)
+      this.handle(frame, text, receivedAt, ws)
+    }
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      // A handler that throws out of a ws event ends the process: isolate each frame.
+      try {
+        onMessage(data, isBinary)
+      } catch (err) {
+        faults.record('plugin_frame', err, { conn, character })
+      }
     })
     ws.on('error', (err) => {
       // ws closes the socket itself (1009 for an oversize frame); here we only count and log.
@@ -107,23 +111,20 @@ export class Ingest extends EventEmitter<IngestEvents> {
     })
   }
 
-  /** Handles one accepted frame: per-type state and persistence, then the broadcast. */
-  handle(frame: PluginFrame, text: string, from: WebSocket | undefined): void {
-    const { counters, live, writer, clock, hub } = this.#o
-    const type = canonicalType(frame.type)
+  /** Handles one decoded frame: per-type state and persistence, then the broadcast. */
+  handle(frame: DecodedFrame, text: string, receivedAt: Micros, from: WebSocket | undefined): void {
+    const { counters, live, writer, hub } = this.#o
     counters.frames_accepted += 1
-    bumpBounded(counters.by_type, frame.type)
-    const nowMs = clock.now()
-    const receivedAt = msToMicros(nowMs)
-    const character = frame.character_name as string
+    bumpBounded(counters.by_type, frame.wireType)
+    const nowMs = receivedAt / 1000
 
-    switch (type) {
+    switch (frame.kind) {
       case 'telemetry': {
-        const row = toTelemetryRecord(frame, receivedAt)
+        const row = frame.record
         writer?.enqueue({ kind: 'telemetry', row })
-        const delta = live.killDelta(character, row.session_id, row.kills)
-        if (delta > 0) writer?.enqueue({ kind: 'kills', character, delta })
-        const idle = live.observeVtState(character, row.vt_state, nowMs)
+        const delta = live.killDelta(frame.character, row.session_id, row.kills)
+        if (delta > 0) writer?.enqueue({ kind: 'kills', character: frame.character, delta })
+        const idle = live.observeVtState(frame.character, row.vt_state, nowMs)
         if (idle !== undefined) {
           counters.idles_detected += 1
           this.emit('idle', idle)
@@ -131,31 +132,16 @@ export class Ingest extends EventEmitter<IngestEvents> {
         break
       }
       case 'vitals': {
-        const death = live.observeVitals(frame, nowMs)
+        const death = live.observeVitals(frame.character, frame.vitae, kept(frame, text), nowMs)
         if (death !== undefined) {
           counters.deaths_detected += 1
           this.emit('death', death)
         }
         break
       }
-      case 'character_stats': {
-        const { type: _type, ...statsData } = frame
-        writer?.enqueue({
-          kind: 'character_stats',
-          row: {
-            character_name: character,
-            timestamp: frameTime(frame, receivedAt),
-            level: toInteger(frame.level),
-            total_xp: toInteger(frame.total_xp),
-            unassigned_xp: toInteger(frame.unassigned_xp),
-            luminance_earned: toInteger(frame.luminance_earned),
-            luminance_total: toInteger(frame.luminance_total),
-            deaths: toInteger(frame.deaths),
-            stats_data: statsData,
-          },
-        })
+      case 'character_stats':
+        writer?.enqueue({ kind: 'character_stats', row: frame.row })
         break
-      }
       case 'full_inventory':
         this.#o.inventory.forward('full', text)
         break
@@ -163,80 +149,57 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.#o.inventory.forward('delta', text)
         break
       case 'equipment_cantrip_state':
-        live.cantrips.set(character, frame)
+        live.keep(live.cantrips, frame.character, kept(frame, text))
         break
       case 'nearby_objects':
-        live.nearby.set(character, frame)
+        live.keep(live.nearby, frame.character, kept(frame, text))
         break
       case 'quest':
-        live.observeQuest(frame, nowMs)
+        live.observeQuest(frame.character, frame.questName, frame.countdown, nowMs)
         break
-      case 'portal': {
-        const ns = toNumber(frame.ns)
-        const ew = toNumber(frame.ew)
-        if (ns === null || ew === null) break
-        writer?.enqueue({
-          kind: 'portal',
-          row: {
-            portal_name: toText(frame.portal_name) ?? '',
-            ns,
-            ew,
-            z: toNumber(frame.z),
-            discovered_at: frameTime(frame, receivedAt),
-            discovered_by: character,
-          },
-        })
+      case 'portal':
+        writer?.enqueue({ kind: 'portal', row: frame.row })
         break
-      }
       case 'spawn':
-        writer?.enqueue({
-          kind: 'spawn',
-          row: { character_name: character, mob: toText(frame.mob), ...place(frame, receivedAt) },
-        })
+        writer?.enqueue({ kind: 'spawn', row: frame.row })
         break
       case 'rare':
-        writer?.enqueue({
-          kind: 'rare',
-          row: { character_name: character, name: toText(frame.name), ...place(frame, receivedAt) },
-          sessionId: live.sessionOf(character),
-        })
+        writer?.enqueue({ kind: 'rare', row: frame.row, sessionId: live.sessionOf(frame.character) })
         break
       case 'combat_stats': {
-        const sessionId = toText(frame.session_id) ?? live.sessionOf(character)
+        const sessionId = frame.sessionId ?? live.sessionOf(frame.character)
         if (sessionId !== null) {
           writer?.enqueue({
             kind: 'combat',
-            character,
+            character: frame.character,
             sessionId,
             stats: frame.stats,
-            at: frameTime(frame, receivedAt),
+            at: frame.at,
           })
         }
         break
       }
-      case 'dungeon_map': {
-        const landblock = toText(frame.landblock)
-        if (landblock !== null) live.dungeonMaps.set(landblock, text)
+      case 'dungeon_map':
+        if (frame.landblock !== null) live.dungeonMaps.set(frame.landblock, text)
         break
-      }
+      case 'share':
+        if (frame.character !== undefined) live.observeShare(frame.character, kept(frame, text), nowMs)
+        this.#relayShare(text, from)
+        break
       case 'chat':
         break
-      default:
-        if (type.startsWith('share_')) {
-          live.observeShare(frame, nowMs)
-          this.#relayShare(text, from)
-        } else if (!KNOWN_TYPES.has(type)) {
-          counters.unknown_types += 1
-        }
+      case 'other':
+        counters.unknown_types += 1
     }
 
     if (hub.size === 0) return
     // Telemetry goes to browsers typeless (CONTRACT.md §3): the dashboard takes players from /live.
-    if (type === 'telemetry') {
-      const { type: _type, ...typeless } = frame
+    // Stringifying is safe here: the decoder bounded the frame's depth.
+    if (frame.kind === 'telemetry') {
+      const { type: _type, ...typeless } = frame.raw
       hub.broadcast('telemetry', Buffer.from(JSON.stringify(typeless)))
     } else {
-      hub.broadcast(frame.type, Buffer.from(text))
+      hub.broadcast(frame.wireType, Buffer.from(text))
     }
   }
 
@@ -265,11 +228,5 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 }
 
-function place(frame: PluginFrame, receivedAt: number) {
-  return {
-    timestamp: frameTime(frame, receivedAt),
-    ew: toNumber(frame.ew),
-    ns: toNumber(frame.ns),
-    z: toNumber(frame.z),
-  }
-}
+/** A memory-only frame as kept per character, sized by its text for the cache bounds. */
+const kept = (frame: DecodedFrame, text: string): KeptFrame => ({ frame: frame.raw, bytes: text.length })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { LiveState } from './live-state.ts'
+import { LiveState, MAX_CACHED_BYTES, MAX_CHARACTERS, MAX_QUESTS_PER_CHARACTER } from './live-state.ts'
 
 describe('kill deltas', () => {
   it('adds positive differences within a session and starts a new session from its first value', () => {
@@ -32,19 +32,19 @@ describe('session memory', () => {
 describe('death detection', () => {
   it('fires on vitae 0 → >0, once per 5 minutes per character', () => {
     const s = new LiveState()
-    const v = (vitae: number | string, at: number) =>
-      s.observeVitals({ type: 'vitals', character_name: 'A', vitae }, at)
+    const v = (vitae: number, at: number) =>
+      s.observeVitals('A', vitae, { frame: { type: 'vitals', vitae }, bytes: 30 }, at)
     expect(v(0, 0)).toBeUndefined()
     expect(v(5, 1000)?.vitae).toBe(5)
     expect(v(0, 2000)).toBeUndefined()
-    expect(v('10', 3000)).toBeUndefined() // within 5 minutes of the last alert
+    expect(v(10, 3000)).toBeUndefined() // within 5 minutes of the last alert
     expect(v(0, 4000)).toBeUndefined()
     expect(v(10, 301_001)?.character_name).toBe('A')
   })
 
   it('does not fire when the first vitals seen already carry vitae', () => {
     const s = new LiveState()
-    expect(s.observeVitals({ type: 'vitals', character_name: 'A', vitae: 5 }, 0)).toBeUndefined()
+    expect(s.observeVitals('A', 5, { frame: { type: 'vitals' }, bytes: 20 }, 0)).toBeUndefined()
   })
 })
 
@@ -58,5 +58,34 @@ describe('idle detection', () => {
     expect(s.observeVtState('A', 'Combat', 900_001)).toBeUndefined()
     expect(s.observeVtState('A', 'idle', 1_000_000)).toBeUndefined()
     expect(s.observeVtState('A', 'idle', 1_300_000)?.idle_since).toBe(1_000_000)
+  })
+})
+
+describe('memory bounds', () => {
+  it('keeps at most MAX_CHARACTERS characters, evicting the least recently seen', () => {
+    const s = new LiveState()
+    s.killDelta('Real', 's1', 10)
+    for (let i = 0; i < MAX_CHARACTERS + 500; i++) {
+      if (i % 1000 === 0) s.killDelta('Real', 's1', 10 + i / 1000) // a real character, seen often
+      s.killDelta(`Invented ${i}`, 's1', 1)
+      s.observeQuest(`Invented ${i}`, 'q', 1, i)
+    }
+    expect(s.quests.size).toBe(MAX_CHARACTERS)
+    expect(s.killDelta('Real', 's1', 100)).toBeGreaterThan(0)
+  })
+
+  it('keeps at most MAX_QUESTS_PER_CHARACTER quests per character', () => {
+    const s = new LiveState()
+    for (let i = 0; i < MAX_QUESTS_PER_CHARACTER + 10; i++) s.observeQuest('A', `q${i}`, i, i)
+    expect(s.quests.get('A')?.size).toBe(MAX_QUESTS_PER_CHARACTER)
+    expect(s.quests.get('A')?.has('q0')).toBe(false)
+  })
+
+  it('bounds cached dungeon maps in bytes', () => {
+    const s = new LiveState()
+    const big = 'x'.repeat(MAX_CACHED_BYTES / 8)
+    for (let i = 0; i < 20; i++) s.dungeonMaps.set(`0x${i}`, big)
+    expect(s.dungeonMaps.calculatedSize).toBeLessThanOrEqual(MAX_CACHED_BYTES)
+    expect(s.dungeonMaps.get('0x19')).toBe(big)
   })
 })

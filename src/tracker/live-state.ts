@@ -1,10 +1,33 @@
-import { toNumber } from '../protocol/coerce.ts'
-import type { PluginFrame } from '../protocol/frames.ts'
+import { LRUCache } from 'lru-cache'
+import type { RawFrame } from '../protocol/decode-frame.ts'
 
 /** Death alerts are at most one per character per 5 minutes (CONTRACT.md §6). */
 export const DEATH_ALERT_INTERVAL_MS = 5 * 60_000
 /** Sessions per character whose last `kills` is remembered. */
 export const SESSIONS_KEPT = 4
+
+/**
+ * Bounds on memory-only state (chosen): the fleet is about 70 characters, so these only bite
+ * when a plugin invents names, landblocks or quests, and then the least recently seen go first.
+ */
+export const MAX_CHARACTERS = 10_000
+export const MAX_QUESTS_PER_CHARACTER = 256
+export const MAX_DUNGEON_MAPS = 4_096
+/** Bytes of frame text one per-character frame cache (vitals, cantrips, radar, peers, maps) holds. */
+export const MAX_CACHED_BYTES = 64 * 1024 * 1024
+
+/** A per-character cache, least recently seen evicted first, optionally bounded in bytes too. */
+function characterCache<V extends {}>(sized = false): LRUCache<string, V> {
+  return sized
+    ? new LRUCache<string, V>({ max: MAX_CHARACTERS, maxSize: MAX_CACHED_BYTES })
+    : new LRUCache<string, V>({ max: MAX_CHARACTERS })
+}
+
+/** A memory-only frame kept as received, with its size in bytes for the cache bound. */
+export interface KeptFrame {
+  frame: RawFrame
+  bytes: number
+}
 
 /** A character idle this long gets one idle alert (CONTRACT.md §6). */
 export const IDLE_ALERT_AFTER_MS = 5 * 60_000
@@ -32,17 +55,22 @@ interface IdleTrack {
  */
 export class LiveState {
   /** Last `kills` per character, per session (insertion order = age, for pruning). */
-  readonly #lastKills = new Map<string, Map<string, number>>()
-  readonly #currentSession = new Map<string, string>()
-  readonly #vitae = new Map<string, number>()
-  readonly #lastDeathAlert = new Map<string, number>()
-  readonly #idle = new Map<string, IdleTrack>()
-  readonly vitals = new Map<string, PluginFrame>()
-  readonly cantrips = new Map<string, PluginFrame>()
-  readonly nearby = new Map<string, PluginFrame>()
-  readonly quests = new Map<string, Map<string, { countdown: unknown; last_updated: number }>>()
-  readonly dungeonMaps = new Map<string, string>()
-  readonly sharePeers = new Map<string, { last_seen: number; payload: PluginFrame }>()
+  readonly #lastKills = characterCache<Map<string, number>>()
+  readonly #currentSession = characterCache<string>()
+  readonly #vitae = characterCache<number>()
+  readonly #lastDeathAlert = characterCache<number>()
+  readonly #idle = characterCache<IdleTrack>()
+  readonly vitals = characterCache<KeptFrame>(true)
+  readonly cantrips = characterCache<KeptFrame>(true)
+  readonly nearby = characterCache<KeptFrame>(true)
+  readonly quests = characterCache<Map<string, { countdown: unknown; last_updated: number }>>()
+  /** The cached `dungeon_map` frame text per landblock, for browsers' `request_dungeon_map`. */
+  readonly dungeonMaps = new LRUCache<string, string>({
+    max: MAX_DUNGEON_MAPS,
+    maxSize: MAX_CACHED_BYTES,
+    sizeCalculation: (text) => text.length || 1,
+  })
+  readonly sharePeers = characterCache<{ last_seen: number; payload: KeptFrame }>()
 
   /**
    * Kill accounting: the positive difference from the last `kills` of the same
@@ -72,10 +100,13 @@ export class LiveState {
   }
 
   /** Vitae going from 0 to above 0 is a death; at most one event per character per 5 minutes. */
-  observeVitals(frame: PluginFrame, now: number): DeathEvent | undefined {
-    const character = frame.character_name as string
-    this.vitals.set(character, frame)
-    const vitae = toNumber(frame.vitae)
+  observeVitals(
+    character: string,
+    vitae: number | null,
+    kept: KeptFrame,
+    now: number,
+  ): DeathEvent | undefined {
+    this.vitals.set(character, kept, { size: kept.bytes || 1 })
     if (vitae === null) return undefined
     const previous = this.#vitae.get(character)
     this.#vitae.set(character, vitae)
@@ -102,20 +133,24 @@ export class LiveState {
     return { character_name: character, idle_since: track.since, at: now }
   }
 
-  observeQuest(frame: PluginFrame, now: number): void {
-    const character = frame.character_name as string
-    const name = typeof frame.quest_name === 'string' ? frame.quest_name : String(frame.quest_name)
+  observeQuest(character: string, questName: string, countdown: unknown, now: number): void {
     let quests = this.quests.get(character)
     if (quests === undefined) {
       quests = new Map()
       this.quests.set(character, quests)
     }
-    quests.set(name, { countdown: frame.countdown, last_updated: now })
+    if (!quests.has(questName) && quests.size >= MAX_QUESTS_PER_CHARACTER) {
+      quests.delete(quests.keys().next().value!)
+    }
+    quests.set(questName, { countdown, last_updated: now })
   }
 
-  observeShare(frame: PluginFrame, now: number): void {
-    if (typeof frame.character_name === 'string') {
-      this.sharePeers.set(frame.character_name, { last_seen: now, payload: frame })
-    }
+  /** Keeps a memory-only frame (cantrips, radar) as the character's latest. */
+  keep(cache: LRUCache<string, KeptFrame>, character: string, kept: KeptFrame): void {
+    cache.set(character, kept, { size: kept.bytes || 1 })
+  }
+
+  observeShare(character: string, kept: KeptFrame, now: number): void {
+    this.sharePeers.set(character, { last_seen: now, payload: kept })
   }
 }

@@ -1,0 +1,295 @@
+import { Ajv, type ValidateFunction } from 'ajv'
+import type { TSchema } from 'typebox'
+import {
+  CharacterStatsSchema,
+  CombatStatsSchema,
+  DungeonMapSchema,
+  EnvelopeSchema,
+  MAX_TYPE_LENGTH,
+  PerCharacterSchema,
+  PortalSchema,
+  QuestSchema,
+  RareSchema,
+  SpawnSchema,
+  TelemetrySchema,
+  VitalsSchema,
+} from './frame-schemas.ts'
+import {
+  type CharacterStatsRow,
+  canonicalType,
+  type PortalRow,
+  type RareRow,
+  type SpawnRow,
+  type TelemetryRecord,
+} from './frames.ts'
+import { exceedsDepth, PRESCAN_BYTES, storableText, textExceedsDepth, toStorableJson } from './json-bounds.ts'
+import { type Micros, parseInstant } from './time.ts'
+
+/** A parsed frame object, depth-bounded: passed through to browsers and kept in memory, never re-read. */
+export type RawFrame = Readonly<Record<string, unknown>>
+
+/** Why a frame was refused; the values are the `/metrics` labels of `bad_by_reason`. */
+export type BadFrameReason =
+  | 'not_json'
+  | 'not_object'
+  | 'no_type'
+  | 'no_character'
+  | 'too_deep'
+  | 'bad_field'
+  | 'bad_instant'
+  | 'out_of_range'
+
+interface Common {
+  /** The `type` as sent (`inventory` stays `inventory`): what browsers filter on. */
+  wireType: string
+  raw: RawFrame
+}
+interface Named extends Common {
+  character: string
+}
+interface MaybeNamed extends Common {
+  character: string | undefined
+}
+
+/** A frame decoded for its handling (CONTRACT.md §2): typed values only, nothing left to coerce. */
+export type DecodedFrame =
+  | (Named & { kind: 'telemetry'; record: TelemetryRecord })
+  | (Named & { kind: 'vitals'; vitae: number | null })
+  | (Named & { kind: 'character_stats'; row: CharacterStatsRow })
+  | (Named & { kind: 'portal'; row: PortalRow })
+  | (Named & { kind: 'spawn'; row: SpawnRow })
+  | (Named & { kind: 'rare'; row: RareRow })
+  | (Named & { kind: 'combat_stats'; sessionId: string | null; stats: unknown; at: Micros })
+  | (Named & { kind: 'quest'; questName: string; countdown: unknown })
+  | (Named & { kind: 'equipment_cantrip_state' | 'nearby_objects' })
+  | (MaybeNamed & { kind: 'dungeon_map'; landblock: string | null })
+  | (MaybeNamed & { kind: 'full_inventory' | 'inventory_delta' | 'chat' | 'share' | 'other' })
+
+export type DecodeResult =
+  | { ok: true; frame: DecodedFrame }
+  | { ok: false; reason: BadFrameReason; field?: string; character?: string }
+
+const ajv = new Ajv({ allErrors: false, strictTypes: false, allowUnionTypes: true })
+const compile = (schema: TSchema): ValidateFunction => ajv.compile(schema)
+
+/** The compiled validator per canonical type; types without one get the envelope's. */
+const VALIDATORS = new Map<string, ValidateFunction>([
+  ['telemetry', compile(TelemetrySchema)],
+  ['vitals', compile(VitalsSchema)],
+  ['character_stats', compile(CharacterStatsSchema)],
+  ['portal', compile(PortalSchema)],
+  ['spawn', compile(SpawnSchema)],
+  ['rare', compile(RareSchema)],
+  ['combat_stats', compile(CombatStatsSchema)],
+  ['quest', compile(QuestSchema)],
+  ['equipment_cantrip_state', compile(PerCharacterSchema('equipment_cantrip_state'))],
+  ['nearby_objects', compile(PerCharacterSchema('nearby_objects'))],
+  ['dungeon_map', compile(DungeonMapSchema)],
+])
+const validateEnvelope = compile(EnvelopeSchema)
+
+/** A field outside what its column can hold; carries the field for the log. */
+class FieldError {
+  readonly reason: BadFrameReason
+  readonly field: string
+  constructor(reason: BadFrameReason, field: string) {
+    this.reason = reason
+    this.field = field
+  }
+}
+
+const INT4_MAX = 2 ** 31 - 1
+
+/** §1 coercion of a validated numeric field: `"340.5"` → 340.5; empty, unparsable or non-finite → null. */
+function num(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null
+  if (typeof value === 'string') {
+    const trimmed = value.trim()
+    if (trimmed === '') return null
+    const n = Number(trimmed)
+    return Number.isFinite(n) ? n : null
+  }
+  if (typeof value === 'boolean') return value ? 1 : 0
+  return null
+}
+
+/** An integer column: truncated toward zero as Python's `int(float(x))`, refused outside the column. */
+function int(frame: RawFrame, field: string, max = INT4_MAX): number | null {
+  const n = num(frame[field])
+  if (n === null) return null
+  const t = Math.trunc(n)
+  if (t > max || t < -max - 1) throw new FieldError('out_of_range', field)
+  return t === 0 ? 0 : t // no -0 in a column
+}
+const int8 = (frame: RawFrame, field: string) => int(frame, field, Number.MAX_SAFE_INTEGER)
+const float = (frame: RawFrame, field: string) => num(frame[field])
+
+/** A validated text field: NUL removed (PostgreSQL text cannot hold it), numbers printed. */
+function text(value: unknown): string | null {
+  if (typeof value === 'string') return storableText(value)
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : null
+  return null
+}
+
+/** The frame's own instant; absent → the receive time, present but not a real instant → refused. */
+function instant(frame: RawFrame, receivedAt: Micros): Micros {
+  const value = frame.timestamp
+  if (value === undefined || value === null) return receivedAt
+  const micros = parseInstant(value)
+  if (micros === undefined) throw new FieldError('bad_instant', 'timestamp')
+  return micros
+}
+
+function place(frame: RawFrame, receivedAt: Micros) {
+  return {
+    timestamp: instant(frame, receivedAt),
+    ew: float(frame, 'ew'),
+    ns: float(frame, 'ns'),
+    z: float(frame, 'z'),
+  }
+}
+
+/**
+ * Decodes one plugin text frame at the edge (CONTRACT.md §1-2): JSON, an object with a `type`,
+ * nesting bounded, then the compiled schema of its type and the typed values its handling
+ * needs. `receivedAt` is the server's receive time, the fallback for a frame without its own.
+ */
+export function decodeFrame(text: string, receivedAt: Micros): DecodeResult {
+  if (text.length >= PRESCAN_BYTES && textExceedsDepth(text)) return { ok: false, reason: 'too_deep' }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return { ok: false, reason: 'not_json' }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, reason: 'not_object' }
+  }
+  const raw = value as RawFrame
+  const wireType = raw.type
+  if (typeof wireType !== 'string' || wireType === '') return { ok: false, reason: 'no_type' }
+  if (wireType.length > MAX_TYPE_LENGTH) return { ok: false, reason: 'bad_field', field: 'type' }
+  if (exceedsDepth(raw)) return { ok: false, reason: 'too_deep' }
+  const kind = canonicalType(wireType)
+  const validate = VALIDATORS.get(kind) ?? validateEnvelope
+  if (!validate(raw)) {
+    const error = validate.errors?.[0]
+    const field = error?.instancePath.slice(1) || String(error?.params.missingProperty ?? '')
+    return { ok: false, reason: field === 'character_name' ? 'no_character' : 'bad_field', field }
+  }
+  try {
+    return { ok: true, frame: typed(kind, wireType, raw, receivedAt) }
+  } catch (err) {
+    if (!(err instanceof FieldError)) throw err
+    return { ok: false, reason: err.reason, field: err.field, character: raw.character_name as string }
+  }
+}
+
+/** The typed values of a frame its schema accepted. */
+function typed(kind: string, wireType: string, raw: RawFrame, receivedAt: Micros): DecodedFrame {
+  // Each schema that needs a name required one; the others may carry none.
+  const character = raw.character_name as string
+  const common = { wireType, raw, character }
+  switch (kind) {
+    case 'telemetry':
+      return {
+        ...common,
+        kind: 'telemetry',
+        record: {
+          character_name: character,
+          char_tag: text(raw.char_tag),
+          session_id: text(raw.session_id),
+          timestamp: instant(raw, receivedAt),
+          received_at: receivedAt,
+          ew: float(raw, 'ew'),
+          ns: float(raw, 'ns'),
+          z: float(raw, 'z'),
+          kills: int(raw, 'kills'),
+          kills_per_hour: float(raw, 'kills_per_hour'),
+          onlinetime: text(raw.onlinetime),
+          deaths: int(raw, 'deaths'),
+          total_deaths: int(raw, 'total_deaths'),
+          rares_found: int(raw, 'rares_found'),
+          prismatic_taper_count: int(raw, 'prismatic_taper_count'),
+          vt_state: text(raw.vt_state),
+          mem_mb: float(raw, 'mem_mb'),
+          cpu_pct: float(raw, 'cpu_pct'),
+          mem_handles: int(raw, 'mem_handles'),
+          latency_ms: float(raw, 'latency_ms'),
+        },
+      }
+    case 'vitals':
+      return { ...common, kind: 'vitals', vitae: float(raw, 'vitae') }
+    case 'character_stats': {
+      const { type: _type, ...statsData } = raw
+      return {
+        ...common,
+        kind: 'character_stats',
+        row: {
+          character_name: character,
+          timestamp: instant(raw, receivedAt),
+          level: int(raw, 'level'),
+          total_xp: int8(raw, 'total_xp'),
+          unassigned_xp: int8(raw, 'unassigned_xp'),
+          luminance_earned: int8(raw, 'luminance_earned'),
+          luminance_total: int8(raw, 'luminance_total'),
+          deaths: int(raw, 'deaths'),
+          stats_data: toStorableJson(statsData) as Record<string, unknown>,
+        },
+      }
+    }
+    case 'portal': {
+      const at = place(raw, receivedAt)
+      if (at.ns === null || at.ew === null) throw new FieldError('bad_field', at.ns === null ? 'ns' : 'ew')
+      return {
+        ...common,
+        kind: 'portal',
+        row: {
+          portal_name: text(raw.portal_name) ?? '',
+          ns: at.ns,
+          ew: at.ew,
+          z: at.z,
+          discovered_at: at.timestamp,
+          discovered_by: character,
+        },
+      }
+    }
+    case 'spawn':
+      return {
+        ...common,
+        kind: 'spawn',
+        row: { character_name: character, mob: text(raw.mob), ...place(raw, receivedAt) },
+      }
+    case 'rare':
+      return {
+        ...common,
+        kind: 'rare',
+        row: { character_name: character, name: text(raw.name), ...place(raw, receivedAt) },
+      }
+    case 'combat_stats':
+      return {
+        ...common,
+        kind: 'combat_stats',
+        sessionId: text(raw.session_id),
+        stats: toStorableJson(raw.stats),
+        at: instant(raw, receivedAt),
+      }
+    case 'quest':
+      return {
+        ...common,
+        kind: 'quest',
+        questName: storableText(raw.quest_name as string),
+        countdown: raw.countdown,
+      }
+    case 'equipment_cantrip_state':
+    case 'nearby_objects':
+    case 'full_inventory':
+    case 'inventory_delta':
+    case 'chat':
+      return { ...common, kind }
+    case 'dungeon_map':
+      return { ...common, kind, landblock: typeof raw.landblock === 'string' ? raw.landblock : null }
+    default:
+      return { ...common, kind: kind.startsWith('share_') ? 'share' : 'other' }
+  }
+}
