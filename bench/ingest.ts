@@ -21,6 +21,7 @@ const { values: a } = parseArgs({
     filtered: { type: 'string', default: '0' },
     stalled: { type: 'string', default: '0' },
     mix: { type: 'string', default: 'telemetry' }, // telemetry | fleet (telemetry + vitals + chat + rare)
+    hostile: { type: 'string', default: '0' }, // percent of frames drawn from HOSTILE (issue 7 soak)
     database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/overlord_bench' },
   },
 })
@@ -90,9 +91,34 @@ const plugins = await Promise.all(
   }),
 )
 
+/** `depth` nested objects as JSON text. */
+const nestedText = (depth: number): string => `${'{"v":'.repeat(depth)}1${'}'.repeat(depth)}`
+const DEEP = nestedText(5_000)
+const BIG = 'x'.repeat(10_000)
+
+/**
+ * Hostile frames an authenticated plugin could send (issue 7): each is refused with a reason,
+ * or (the invented names) accepted and bounded by the live state's caches.
+ */
+const HOSTILE: ((seq: number) => string)[] = [
+  () => `{"type":"telemetry","character_name":"Deep","x":${DEEP}}`,
+  (n) =>
+    `{"type":"telemetry","character_name":"Bad\\u0000Name","kills":${n},"timestamp":"2026-13-45T99:99:99Z"}`,
+  () => '{"type":"quest","character_name":"Q","quest_name":{"toString":1}}',
+  (n) => `{"type":"${n % 2 ? 'constructor' : 'toString'}","character_name":"Proto"}`,
+  (n) =>
+    `{"type":"telemetry","character_name":"Invented ${n}","session_id":"s${n}","kills":1,"timestamp":"${new Date().toISOString()}"}`,
+  (n) => `{"type":"quest","character_name":"Invented ${n}","quest_name":"Q${n}","countdown":"${BIG}"}`,
+  () => '{"type":"telemetry","character_name":"Overflow","kills":99999999999}',
+  () => '{broken',
+]
+const HOSTILE_EVERY = Number(a.hostile) > 0 ? Math.round(100 / Number(a.hostile)) : 0
+
 let seq = 0
 const frameFor = (p: number): string => {
   seq += 1
+  if (HOSTILE_EVERY > 0 && seq % HOSTILE_EVERY === 0)
+    return HOSTILE[(seq / HOSTILE_EVERY) % HOSTILE.length]!(seq)
   const name = `Bench ${p}`
   const kind = a.mix === 'fleet' ? seq % 20 : 0
   if (kind === 1) return `{"type":"chat","character_name":"${name}","text":"hello ${seq}","t":${now()}}`
@@ -187,6 +213,10 @@ const result = {
   },
   slow_disconnects: m2.browser_slow_disconnects,
   persist_dropped: m2.persist_dropped,
+  persist_rejected: m2.persist_rejected,
+  frames_bad: m2.frames_bad,
+  bad_by_reason: m2.bad_by_reason,
+  handler_errors: m2.handler_errors,
 }
 console.log(JSON.stringify(result, null, 2))
 for (const ws of plugins) ws.terminate()
