@@ -17,6 +17,21 @@ describe('parseInstant', () => {
     expect(parseInstant(1234)).toBeUndefined()
     expect(parseInstant('')).toBeUndefined()
   })
+
+  it('refuses fields out of range instead of rolling over into another date', () => {
+    expect(parseInstant('2026-13-45T99:99:99Z')).toBeUndefined()
+    expect(parseInstant('2026-02-29T00:00:00Z')).toBeUndefined()
+    expect(parseInstant('2024-02-29T00:00:00Z')).toBe(Date.UTC(2024, 1, 29) * 1000)
+    expect(parseInstant('2026-11-22T24:00:00Z')).toBeUndefined()
+    expect(parseInstant('2026-11-22T08:10:02+24:00')).toBeUndefined()
+  })
+
+  it('refuses instants whose epoch microseconds are not exact (before 1685, after 2255)', () => {
+    expect(parseInstant('0050-01-01T00:00:00Z')).toBeUndefined()
+    expect(parseInstant('0001-01-01T00:00:00Z')).toBeUndefined()
+    expect(parseInstant('9999-12-31T23:59:59.999999Z')).toBeUndefined()
+    expect(parseInstant('2200-01-01T00:00:00Z')).toBe(Date.UTC(2200, 0, 1) * 1000)
+  })
 })
 
 describe('formatInstant', () => {

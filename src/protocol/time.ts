@@ -52,11 +52,10 @@ export function parseInstant(value: unknown): Micros | undefined {
     if (oh > 23 || om > 59) return undefined
     offsetMinutes = sign * (oh * 60 + om)
   }
-  const date = new Date(0)
-  // Date.UTC would map years 0-99 to 1900-1999.
-  date.setUTCFullYear(year, month - 1, day)
-  date.setUTCHours(hour, minute, second)
-  const result = (date.getTime() - offsetMinutes * 60_000) * 1000 + Number(`${frac}000000`.slice(0, 6))
+  // Date.UTC maps years 0-99 to 1900-1999; those are out of range below anyway.
+  if (year < 100) return undefined
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second)
+  const result = (ms - offsetMinutes * 60_000) * 1000 + Number(`${frac}000000`.slice(0, 6))
   // Beyond ±2^53 µs (before 1685 or after 2255) microseconds are no longer exact.
   return Number.isSafeInteger(result) ? result : undefined
 }
