@@ -23,6 +23,10 @@ const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
 const isLeap = (y: number): boolean => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0
 
+/** Days in `month` (1-12) of `year` in the proleptic Gregorian calendar. */
+export const daysInMonth = (year: number, month: number): number =>
+  month === 2 && isLeap(year) ? 29 : MONTH_DAYS[month - 1]!
+
 /**
  * Parses any ISO 8601 date-time (`Z`, offsets, fractional seconds, naive = UTC) into epoch
  * microseconds. Returns `undefined` for anything that is not a real instant: fields out of range
@@ -41,7 +45,7 @@ export function parseInstant(value: unknown): Micros | undefined {
   const minute = Number(mi)
   const second = Number(s)
   if (year < 1 || month < 1 || month > 12 || day < 1) return undefined
-  if (day > (month === 2 && isLeap(year) ? 29 : MONTH_DAYS[month - 1]!)) return undefined
+  if (day > daysInMonth(year, month)) return undefined
   if (hour > 23 || minute > 59 || second > 59) return undefined
   let offsetMinutes = 0
   if (tz !== undefined && tz !== 'Z' && tz !== 'z') {

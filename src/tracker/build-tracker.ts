@@ -9,6 +9,7 @@ import { initSchema, type SchemaResult } from '../db/schema.ts'
 import { retryTransient } from '../db/transient.ts'
 import { Persistence } from '../db/persistence.ts'
 import { coerceError, ERR, OverlordError } from '../protocol/errors.ts'
+import { queryAjvPlugin } from '../protocol/query-schemas.ts'
 import { type Clock, systemClock } from '../protocol/time.ts'
 import { BrowserHub } from './browser-hub.ts'
 import { Ingest } from './ingest.ts'
@@ -17,9 +18,11 @@ import { LiveCache } from './live-cache.ts'
 import { LiveState } from './live-state.ts'
 import { FaultLog } from './fault-log.ts'
 import { newIngestCounters } from './metrics.ts'
+import { createClientErrorHandler, frameworkErrors } from './routes/client-errors.ts'
 import { detail, registerReadApi } from './routes/read-api.ts'
 import { registerStateApi } from './routes/state-api.ts'
 import { registerStaticBundle, spaFallback } from './routes/static-bundle.ts'
+import { validationDetail } from './routes/validation-errors.ts'
 import { ServerHealthCheck } from './server-health.ts'
 import { isInternalRequest } from './trust.ts'
 import { attachWebSockets } from './websockets.ts'
@@ -28,6 +31,11 @@ import { attachWebSockets } from './websockets.ts'
 export const ACTIVE_WINDOW_MS = 30_000
 export const LIVE_CACHE_MS = 5_000
 export const MAX_FRAME_BYTES = 8 * 1024 * 1024
+/**
+ * find-my-way answers 404 to a path parameter longer than its 100-character default; the route
+ * schemas answer 422 past their own bounds instead. Node's 16 KiB header limit bounds the URL.
+ */
+const MAX_PARAM_LENGTH = 16 * 1024
 
 export interface TrackerOptions {
   /** A PostgreSQL URL; without one the tracker runs on an embedded PGlite kept in `dataDir`. */
@@ -170,10 +178,15 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     ? undefined
     : new RetentionTask({ db, clock, logger, timescale: schema?.timescale ?? false })
 
+  const httpLog = logger.child({ component: 'http' }) as FastifyBaseLogger
   const app = Fastify({
-    loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
+    loggerInstance: httpLog,
     // Per-request logs would sit on the hot path; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
+    ajv: { plugins: [queryAjvPlugin] },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    clientErrorHandler: createClientErrorHandler(httpLog),
+    frameworkErrors,
   })
   const PUBLIC = new Set(['/health', '/api-version', '/login'])
   app.addHook('onRequest', async (req, reply) => {
@@ -184,7 +197,10 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     if (!isInternalRequest(req.socket.remoteAddress, req.headers))
       return detail(reply, 401, 'Not authenticated')
   })
-  app.setErrorHandler((raw, _req, reply) => {
+  app.setErrorHandler((raw, req, reply) => {
+    const invalid = validationDetail(raw, req)
+    // A request that fails its schema is the client's mistake, not a failure to log (CONTRACT.md §1).
+    if (invalid !== undefined) return reply.code(422).send({ detail: invalid })
     const err = coerceError(raw)
     logger.error({ component: 'http', err }, 'request failed')
     const status = (raw as { statusCode?: number }).statusCode ?? 500

@@ -7,6 +7,7 @@ import {
   spawnHeatmap,
 } from '../../db/read-state.ts'
 import type { Db } from '../../db/pool.ts'
+import { HeatmapQuery, NameParams } from '../../protocol/query-schemas.ts'
 import { type Clock, formatInstant, msToMicros } from '../../protocol/time.ts'
 import type { LiveState } from '../live-state.ts'
 import { detail } from './read-api.ts'
@@ -26,12 +27,16 @@ export function registerStateApi(app: FastifyInstance, o: StateApiOptions): void
 
   app.get('/character-stats/list', async () => ({ characters: await characterStatsList(db) }))
 
-  app.get<{ Params: { name: string } }>('/character-stats/:name', async (req, reply) => {
-    const stats = await characterStats(db, req.params.name)
-    return stats ?? detail(reply, 404, 'Character stats not found')
-  })
+  app.get<{ Params: NameParams }>(
+    '/character-stats/:name',
+    { schema: { params: NameParams } },
+    async (req, reply) => {
+      const stats = await characterStats(db, req.params.name)
+      return stats ?? detail(reply, 404, 'Character stats not found')
+    },
+  )
 
-  app.get<{ Params: { name: string } }>('/combat-stats/:name', async (req) =>
+  app.get<{ Params: NameParams }>('/combat-stats/:name', { schema: { params: NameParams } }, async (req) =>
     combatStats(db, req.params.name, live.sessionOf(req.params.name)),
   )
 
@@ -55,16 +60,15 @@ export function registerStateApi(app: FastifyInstance, o: StateApiOptions): void
 
   app.get('/portals', async () => ({ portals: await portals(db) }))
 
-  app.get<{ Querystring: { hours?: string; limit?: string } }>('/spawns/heatmap', async (req, reply) => {
-    const hours = req.query.hours === undefined ? 24 : Number(req.query.hours)
-    const limit = req.query.limit === undefined ? 10_000 : Number(req.query.limit)
-    if (!(hours > 0) || !Number.isInteger(limit) || limit <= 0) {
-      return detail(reply, 422, 'hours must be positive and limit a positive integer')
-    }
-    const since = msToMicros(clock.now() - hours * 3_600_000)
-    const spawn_points = await spawnHeatmap(db, since, limit)
-    return { spawn_points, hours_window: hours, total_points: spawn_points.length }
-  })
+  app.get<{ Querystring: HeatmapQuery }>(
+    '/spawns/heatmap',
+    { schema: { querystring: HeatmapQuery } },
+    async (req) => {
+      const { hours, limit } = req.query
+      const spawn_points = await spawnHeatmap(db, msToMicros(clock.now() - hours * 3_600_000), limit)
+      return { spawn_points, hours_window: hours, total_points: spawn_points.length }
+    },
+  )
 
   app.get('/vital-sharing/peers', async () => {
     const peers = [...live.sharePeers].map(([character_name, p]) => ({
