@@ -90,14 +90,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
       }
       this.handle(frame, text, receivedAt, ws)
     }
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      // A handler that throws out of a ws event ends the process: isolate each frame.
-      try {
-        onMessage(data, isBinary)
-      } catch (err) {
-        faults.record('plugin_frame', err, { conn, character })
-      }
-    })
+    // A handler that throws out of a ws event ends the process: each frame is isolated.
+    ws.on('message', faults.guard('plugin_frame', onMessage))
     ws.on('error', (err) => {
       // ws closes the socket itself (1009 for an oversize frame); here we only count and log.
       if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
