@@ -132,6 +132,52 @@ describe('/ws/live', () => {
     browser.ws.close()
   })
 
+  it('ignores malformed messages without throwing, and keeps sending to the browser afterwards', async () => {
+    const browser = await connectBrowser(t.wsUrl)
+    const closed = closeCode(browser.ws)
+    const hostile = [
+      '{"type":"subscribe","message_types":[{"toString":1}]}',
+      '{"type":"subscribe","message_types":"rare"}',
+      '{"type":"subscribe","message_types":{"0":"rare","length":1}}',
+      '{"type":"subscribe","message_types":["rare",7]}',
+      '{"type":"subscribe"}',
+      '{"player_name":{"toString":1},"command":"x"}',
+      '{"player_name":["Larsson"],"command":"x"}',
+      '{"player_name":"__proto__","command":{"toString":1}}',
+      '{"player_name":null,"command":null}',
+      '{"type":"toString","player_name":7}',
+      '"just a string"',
+      '[1,2]',
+      'null',
+      '{broken',
+    ]
+    for (const text of hostile) browser.ws.send(text)
+    // A non-string landblock is answered not_found, with no landblock echoed back.
+    browser.ws.send('{"type":"request_dungeon_map","landblock":{"toString":1}}')
+    browser.ws.send('{"type":"request_dungeon_map","landblock":["0x1234"]}')
+    browser.ws.send('{"type":"request_dungeon_map"}')
+    // Messages are handled in order: once this reply is back, every message above was handled.
+    browser.ws.send(JSON.stringify({ type: 'request_dungeon_map', landblock: 'after-hostile' }))
+    await browser.waitFor((m) => m.landblock === 'after-hostile')
+    expect(
+      browser.messages.filter((m) => m.type === 'dungeon_map' && m.landblock !== 'after-hostile'),
+    ).toEqual(Array(3).fill({ type: 'dungeon_map', landblock: null, error: 'not_found' }))
+    expect(browser.messages.some((m) => m.type === 'command_error')).toBe(false)
+    // None of the bad subscribes narrowed the browser's subscription: it still gets everything.
+    const ws = await connectPlugin(t.wsUrl)
+    await sendFrames(t.url, ws, [
+      telemetry('AfterHostile'),
+      { type: 'vitals', character_name: 'AfterHostile' },
+    ])
+    await browser.waitFor((m) => m.character_name === 'AfterHostile' && m.type === undefined)
+    await browser.waitFor((m) => m.character_name === 'AfterHostile' && m.type === 'vitals')
+    const m = await waitForMetrics(t.url, () => true)
+    expect(m.handler_errors).toEqual({})
+    ws.close()
+    browser.ws.close()
+    expect(await closed).toBe(1005) // closed by the client, not by the tracker
+  })
+
   it('refuses a browser that is neither internal nor signed in', async () => {
     const browser = connectBrowser(t.wsUrl, { 'X-Forwarded-For': '203.0.113.7' })
     const b = await browser
@@ -140,7 +186,7 @@ describe('/ws/live', () => {
 })
 
 describe('a slow browser', () => {
-  it('is cut off while a fast one keeps receiving everything', async () => {
+  it('is cut off with 1013, which it sees once it reads again, while a fast one keeps receiving everything', async () => {
     const small = await startTracker({
       browserSoftLimitBytes: 64 * 1024,
       browserHardLimitBytes: 512 * 1024,
@@ -163,8 +209,11 @@ describe('a slow browser', () => {
       expect(fast.messages.filter((m) => m.type === 'chat').map((m) => m.i)).toEqual([...Array(total).keys()])
       const m = await waitForMetrics(small.url, (x) => x.browser_slow_disconnects === 1)
       expect(m.browsers).toBe(1)
+      // A stalled reader comes back later than the tracker once waited (1 s, then terminate: 1006).
+      // The close frame waits behind at most the low-water mark, so it arrives once reading resumes.
+      await new Promise((r) => setTimeout(r, 1_500))
       slow.ws.resume()
-      await slowClosed
+      expect(await slowClosed).toBe(1013)
       ws.close()
       fast.ws.close()
     } finally {

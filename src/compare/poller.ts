@@ -4,7 +4,7 @@ import { coerceError, ERR, OverlordError } from '../protocol/errors.ts'
 
 /** How the harness proves who it is to a backend (CONTRACT.md §5). */
 export type BackendAuth =
-  /** Internal trust: loopback or private peer with no `X-Forwarded-For` (nothing to send). */
+  /** Internal trust: loopback or private peer with no forwarding header (nothing to send). */
   | { kind: 'trust' }
   /** A session cookie minted elsewhere, as `name=value`. */
   | { kind: 'cookie'; cookie: string }

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import * as wsModule from 'ws'
 import WebSocket from 'ws'
+import type { FaultLog } from './fault-log.ts'
 
 /** ws's public frame encoder (`Sender.frame`, lib/sender.js), untyped in @types/ws. */
 const encodeFrame = (wsModule as unknown as { Sender: { frame(data: Buffer, options: object): Buffer[] } })
@@ -20,12 +21,19 @@ export function framed(payload: Buffer): Buffer {
 
 export interface BrowserHubOptions {
   logger: Logger
-  /** Bytes a browser may have waiting before it counts as slow. */
+  /** Where a fault in the flush timer or a socket's 'drain' is counted instead of escaping. */
+  faults: FaultLog
+  /** Bytes a browser may have waiting (hub queue plus socket buffer) before it counts as slow. */
   softLimitBytes?: number
   /** How long a browser may stay over the soft limit before it is cut off. */
   graceMs?: number
   /** Bytes past which a browser is cut off at once, bounding the memory a stalled one can hold. */
   hardLimitBytes?: number
+  /**
+   * How much a browser's socket may buffer before the hub stops handing it frames and waits for
+   * its 'drain'. Raised to the socket's own high-water mark when below it.
+   */
+  lowWaterBytes?: number
   /**
    * How long frames gather before they are written: a few milliseconds of latency buys one
    * writev per browser per window instead of one per event-loop turn (bench/README.md).
@@ -36,12 +44,23 @@ export interface BrowserHubOptions {
 /** Close code for a browser that cannot keep up (RFC 6455 §7.4.1: 1013 Try Again Later). */
 export const CLOSE_SLOW_CONSUMER = 1013
 
+/** Close code for a server shutting down (RFC 6455 §7.4.1: 1001 Going Away). */
+export const CLOSE_GOING_AWAY = 1001
+
+/** Handed-out entries a queue keeps at its head before they are spliced away. */
+const COMPACT_AFTER = 1024
+
 interface BrowserClient {
   ws: WebSocket
   socket: Duplex
   /** Original frame types this browser subscribed to; null = everything. */
   filter: Set<string> | null
-  pending: Buffer[]
+  /** Frames not yet handed to the socket: `queue[head]` onwards. */
+  queue: Buffer[]
+  head: number
+  queuedBytes: number
+  lowWater: number
+  onDrain: () => void
   overSince: number | undefined
 }
 
@@ -56,6 +75,11 @@ export interface HubStats {
  * same Buffer goes to every receiver; frames for a browser are gathered for a couple of milliseconds
  * and written under one cork, so a burst costs one syscall per browser while every
  * message stays its own WebSocket message.
+ *
+ * Each browser's backlog waits in the hub, not in its socket: the socket is handed frames only
+ * while its buffer is under the low-water mark, and more on its 'drain'. A browser that cannot
+ * keep up is cut off with 1013, and that close frame waits behind at most the low-water mark,
+ * so even a reader that stalled receives it once it reads again.
  */
 export class BrowserHub {
   readonly #clients = new Set<BrowserClient>()
@@ -64,7 +88,9 @@ export class BrowserHub {
   readonly #softLimit: number
   readonly #hardLimit: number
   readonly #graceMs: number
+  readonly #lowWater: number
   readonly #coalesceMs: number
+  readonly #faults: FaultLog
   #flushScheduled = false
   readonly stats: HubStats = { browsers: 0, messagesSent: 0, slowDisconnects: 0 }
 
@@ -73,20 +99,34 @@ export class BrowserHub {
     this.#softLimit = options.softLimitBytes ?? 1 << 20
     this.#hardLimit = options.hardLimitBytes ?? 8 << 20
     this.#graceMs = options.graceMs ?? 2_000
+    this.#lowWater = options.lowWaterBytes ?? 64 * 1024
     this.#coalesceMs = options.coalesceMs ?? 2
+    this.#faults = options.faults
   }
 
   /** Adds an accepted browser socket; `socket` is the raw connection ws was upgraded on. */
   add(ws: WebSocket, socket: Duplex): BrowserClient {
-    const client: BrowserClient = { ws, socket, filter: null, pending: [], overSince: undefined }
+    const client: BrowserClient = {
+      ws,
+      socket,
+      filter: null,
+      queue: [],
+      head: 0,
+      queuedBytes: 0,
+      // Only a write that reaches the socket's own high-water mark promises a 'drain': stopping
+      // below it could wait for one that never comes.
+      lowWater: Math.max(this.#lowWater, socket.writableHighWaterMark),
+      onDrain: this.#faults.guard('fanout_drain', () => {
+        if (!this.#clients.has(client)) return
+        this.#write(client)
+        this.#checkBackpressure(client, Date.now())
+      }),
+      overSince: undefined,
+    }
     this.#clients.add(client)
     this.stats.browsers = this.#clients.size
-    ws.once('close', () => {
-      this.#clients.delete(client)
-      this.#dirty.delete(client)
-      client.pending = []
-      this.stats.browsers = this.#clients.size
-    })
+    socket.on('drain', client.onDrain)
+    ws.once('close', () => this.#drop(client))
     return client
   }
 
@@ -101,7 +141,8 @@ export class BrowserHub {
     for (const client of this.#clients) {
       if (client.filter !== null && !client.filter.has(type)) continue
       frame ??= framed(payload)
-      client.pending.push(frame)
+      client.queue.push(frame)
+      client.queuedBytes += frame.length
       this.#dirty.add(client)
     }
     if (!this.#flushScheduled && this.#dirty.size > 0) {
@@ -111,61 +152,102 @@ export class BrowserHub {
     }
   }
 
-  /** Sends one message to one browser, outside the broadcast path (replies to its requests). */
+  /**
+   * Sends one message to one browser, outside the broadcast path (replies to its requests):
+   * a string as it is, anything else as JSON.
+   */
   reply(client: BrowserClient, message: unknown): void {
-    if (client.ws.readyState === WebSocket.OPEN) client.ws.send(JSON.stringify(message))
+    if (client.ws.readyState !== WebSocket.OPEN) return
+    client.ws.send(typeof message === 'string' ? message : JSON.stringify(message))
   }
 
   get size(): number {
     return this.#clients.size
   }
 
-  /** Closes every browser socket. */
-  closeAll(code = 1001): void {
-    for (const client of this.#clients) client.ws.close(code)
+  /** Drops every browser's backlog and starts the closing handshake with `code` on each. */
+  closeAll(code = CLOSE_GOING_AWAY): void {
+    for (const client of [...this.#clients]) {
+      this.#drop(client)
+      client.ws.close(code)
+    }
   }
 
   readonly #flush = (): void => {
     this.#flushScheduled = false
     const now = Date.now()
     for (const client of this.#dirty) {
-      const { ws, socket, pending } = client
-      client.pending = []
-      if (ws.readyState !== WebSocket.OPEN) continue
-      // Written beside ws's own sender, which is safe because ours never queues: without
-      // per-message deflate it writes each message synchronously, so frames cannot interleave.
-      socket.cork()
-      for (const frame of pending) socket.write(frame)
-      socket.uncork()
-      this.stats.messagesSent += pending.length
-      this.#checkBackpressure(client, now)
+      if (client.ws.readyState !== WebSocket.OPEN) continue
+      // A timer has no caller to catch for it: one browser's fault must not stop the others'.
+      try {
+        this.#write(client)
+        this.#checkBackpressure(client, now)
+      } catch (err) {
+        this.#faults.record('fanout', err)
+        this.#drop(client)
+        client.ws.terminate()
+      }
     }
     this.#dirty.clear()
   }
 
+  /** Hands queued frames to the socket under one cork until its buffer reaches the low-water mark. */
+  #write(client: BrowserClient): void {
+    const { socket, queue } = client
+    let next = client.head
+    if (next === queue.length || socket.writableLength >= client.lowWater) return
+    // Written beside ws's own sender, which is safe because ours never queues: without
+    // per-message deflate it writes each message synchronously, so frames cannot interleave.
+    socket.cork()
+    do {
+      const frame = queue[next++]!
+      client.queuedBytes -= frame.length
+      socket.write(frame)
+    } while (next < queue.length && socket.writableLength < client.lowWater)
+    socket.uncork()
+    this.stats.messagesSent += next - client.head
+    if (next === queue.length) {
+      queue.length = 0
+      client.head = 0
+    } else if (next >= COMPACT_AFTER && next * 2 >= queue.length) {
+      queue.splice(0, next)
+      client.head = 0
+    } else {
+      client.head = next
+    }
+  }
+
   #checkBackpressure(client: BrowserClient, now: number): void {
-    const buffered = client.ws.bufferedAmount
-    if (buffered <= this.#softLimit) {
+    const backlog = client.queuedBytes + client.ws.bufferedAmount
+    if (backlog <= this.#softLimit) {
       client.overSince = undefined
       return
     }
     client.overSince ??= now
-    if (buffered > this.#hardLimit || now - client.overSince > this.#graceMs) this.#cutOff(client, buffered)
+    if (backlog > this.#hardLimit || now - client.overSince > this.#graceMs) this.#cutOff(client, backlog)
   }
 
-  #cutOff(client: BrowserClient, buffered: number): void {
+  #cutOff(client: BrowserClient, backlog: number): void {
     this.stats.slowDisconnects += 1
     this.#log.warn(
-      { buffered, overMs: Date.now() - (client.overSince ?? Date.now()) },
+      { backlog, queued: client.queuedBytes, overMs: Date.now() - (client.overSince ?? Date.now()) },
       'slow browser cut off',
     )
+    this.#drop(client)
+    // The close frame waits behind at most the low-water mark; a reader that never drains it is
+    // destroyed by ws once its close timeout (30 s) passes without the closing handshake.
+    client.ws.close(CLOSE_SLOW_CONSUMER, 'slow consumer')
+  }
+
+  /** Forgets a browser and its backlog: its memory is released now, whatever its socket does. */
+  #drop(client: BrowserClient): void {
     this.#clients.delete(client)
     this.#dirty.delete(client)
     this.stats.browsers = this.#clients.size
-    client.pending = []
-    client.ws.close(CLOSE_SLOW_CONSUMER, 'slow consumer')
-    // The close frame queues behind the backlog a stalled reader never drains: don't wait for it.
-    setTimeout(() => client.ws.terminate(), 1_000).unref()
+    client.queue = []
+    client.head = 0
+    client.queuedBytes = 0
+    client.socket.off('drain', client.onDrain)
   }
 }
 

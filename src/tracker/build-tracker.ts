@@ -141,6 +141,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   const live = new LiveState()
   const hub = new BrowserHub({
     logger,
+    faults,
     softLimitBytes: options.browserSoftLimitBytes,
     hardLimitBytes: options.browserHardLimitBytes,
     graceMs: options.browserGraceMs,
@@ -254,6 +255,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     hub,
     live,
     counters,
+    faults,
     readOnly,
     secrets: { current: options.sharedSecret, legacy: options.sharedSecretLegacy },
     maxFrameBytes: options.maxFrameBytes ?? MAX_FRAME_BYTES,
@@ -284,7 +286,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
       liveCache.stop()
       retention?.stop()
       serverHealth.stop()
-      sockets.close()
+      await sockets.close()
       await app.close()
       await writer?.close()
       await db.end()

@@ -23,6 +23,8 @@ export interface IngestCounters {
   idles_detected: number
   /** Exceptions caught in socket handlers, timers and fan-out, by site (see FaultLog). */
   handler_errors: Record<string, number>
+  /** `/ws/live` messages ignored (not JSON, a malformed subscribe, nothing we recognise), by reason. */
+  browser_messages_ignored: Record<string, number>
 }
 
 /** A record safe to key with untrusted strings. */
@@ -46,6 +48,7 @@ export function newIngestCounters(): IngestCounters {
     deaths_detected: 0,
     idles_detected: 0,
     handler_errors: counterRecord(),
+    browser_messages_ignored: counterRecord(),
   }
 }
 

@@ -24,4 +24,14 @@ describe('internal trust', () => {
     expect(isInternalRequest('127.0.0.1', { 'x-forwarded-for': '8.8.8.8' })).toBe(false)
     expect(isInternalRequest('8.8.8.8', {})).toBe(false)
   })
+
+  it('refuses trust when any forwarding header is present, whatever its value', () => {
+    const proxied = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip']
+    for (const name of proxied) {
+      for (const value of ['127.0.0.1', 'for=127.0.0.1', '', ['10.0.0.1', '10.0.0.2']]) {
+        expect(isInternalRequest('127.0.0.1', { [name]: value }), `${name}: ${value}`).toBe(false)
+        expect(isInternalRequest('::1', { host: 'localhost', [name]: value }), name).toBe(false)
+      }
+    }
+  })
 })
