@@ -20,4 +20,6 @@ let accepted = 0
 const start = process.hrtime.bigint()
 for (let i = 0; i < N; i++) if (decodeFrame(MIX[i % MIX.length]!, 1).ok) accepted += 1
 const ns = Number(process.hrtime.bigint() - start) / N
-console.log(JSON.stringify({ frames: N, accepted, ns_per_frame: Math.round(ns), frames_per_s: Math.round(1e9 / ns) }))
+console.log(
+  JSON.stringify({ frames: N, accepted, ns_per_frame: Math.round(ns), frames_per_s: Math.round(1e9 / ns) }),
+)
