@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CONTRACT_EVENT_TYPES } from '../src/protocol/frames.ts'
 import {
   connectBrowser,
   connectPlugin,
@@ -23,24 +24,7 @@ beforeAll(async () => {
 })
 afterAll(() => t.close())
 
-const CONTRACT_TYPES = [
-  'telemetry',
-  'vitals',
-  'character_stats',
-  'full_inventory',
-  'inventory',
-  'inventory_delta',
-  'equipment_cantrip_state',
-  'portal',
-  'spawn',
-  'chat',
-  'quest',
-  'rare',
-  'nearby_objects',
-  'combat_stats',
-  'dungeon_map',
-  'share_vitals',
-]
+const CONTRACT_TYPES = [...CONTRACT_EVENT_TYPES, 'inventory', 'share_vitals']
 const PROTOTYPE_KEYS = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']
 const FIELDS = [
   'character_name',

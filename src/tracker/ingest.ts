@@ -149,7 +149,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         live.keep(live.nearby, frame.character, kept(frame, text))
         break
       case 'quest':
-        live.observeQuest(frame.character, frame.questName, frame.countdown, nowMs)
+        live.observeQuest(frame.character, frame.questName, frame.countdown, text.length, nowMs)
         break
       case 'portal':
         writer?.enqueue({ kind: 'portal', row: frame.row })

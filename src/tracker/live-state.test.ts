@@ -68,7 +68,7 @@ describe('memory bounds', () => {
     for (let i = 0; i < MAX_CHARACTERS + 500; i++) {
       if (i % 1000 === 0) s.killDelta('Real', 's1', 10 + i / 1000) // a real character, seen often
       s.killDelta(`Invented ${i}`, 's1', 1)
-      s.observeQuest(`Invented ${i}`, 'q', 1, i)
+      s.observeQuest(`Invented ${i}`, 'q', 1, 50, i)
     }
     expect(s.quests.size).toBe(MAX_CHARACTERS)
     expect(s.killDelta('Real', 's1', 100)).toBeGreaterThan(0)
@@ -76,9 +76,20 @@ describe('memory bounds', () => {
 
   it('keeps at most MAX_QUESTS_PER_CHARACTER quests per character', () => {
     const s = new LiveState()
-    for (let i = 0; i < MAX_QUESTS_PER_CHARACTER + 10; i++) s.observeQuest('A', `q${i}`, i, i)
-    expect(s.quests.get('A')?.size).toBe(MAX_QUESTS_PER_CHARACTER)
-    expect(s.quests.get('A')?.has('q0')).toBe(false)
+    for (let i = 0; i < MAX_QUESTS_PER_CHARACTER + 10; i++) s.observeQuest('A', `q${i}`, i, 100, i)
+    s.observeQuest('A', 'q20', 'again', 100, 1_000)
+    expect(s.quests.get('A')?.byName.size).toBe(MAX_QUESTS_PER_CHARACTER)
+    expect(s.quests.get('A')?.byName.has('q0')).toBe(false)
+    expect(s.quests.get('A')?.bytes).toBe(MAX_QUESTS_PER_CHARACTER * 100)
+  })
+
+  it('bounds quests in the bytes of their frames, evicting the least recently seen character', () => {
+    const s = new LiveState()
+    const big = MAX_CACHED_BYTES / 16
+    for (let i = 0; i < 40; i++) s.observeQuest(`Invented ${i}`, 'q', 'x', big, i)
+    expect(s.quests.calculatedSize).toBeLessThanOrEqual(MAX_CACHED_BYTES)
+    expect(s.quests.has('Invented 39')).toBe(true)
+    expect(s.quests.has('Invented 0')).toBe(false)
   })
 
   it('bounds cached dungeon maps in bytes', () => {

@@ -14,7 +14,7 @@ export const MAX_CHARACTERS = 10_000
 export const MAX_QUESTS_PER_CHARACTER = 256
 export const MAX_DUNGEON_MAPS = 4_096
 /** Bytes of frame text one per-character frame cache (vitals, cantrips, radar, peers, maps) holds. */
-export const MAX_CACHED_BYTES = 64 * 1024 * 1024
+export const MAX_CACHED_BYTES = 32 * 1024 * 1024
 
 /** A per-character cache, least recently seen evicted first, optionally bounded in bytes too. */
 function characterCache<V extends {}>(sized = false): LRUCache<string, V> {
@@ -26,6 +26,12 @@ function characterCache<V extends {}>(sized = false): LRUCache<string, V> {
 /** A memory-only frame kept as received, with its size in bytes for the cache bound. */
 export interface KeptFrame {
   frame: RawFrame
+  bytes: number
+}
+
+/** One character's quests: latest countdown per quest name, and the frame bytes they hold. */
+export interface CharacterQuests {
+  byName: Map<string, { countdown: unknown; last_updated: number; bytes: number }>
   bytes: number
 }
 
@@ -63,14 +69,15 @@ export class LiveState {
   readonly vitals = characterCache<KeptFrame>(true)
   readonly cantrips = characterCache<KeptFrame>(true)
   readonly nearby = characterCache<KeptFrame>(true)
-  readonly quests = characterCache<Map<string, { countdown: unknown; last_updated: number }>>()
+  /** Latest per (character, quest), bounded in characters and in the bytes of their frames. */
+  readonly quests = characterCache<CharacterQuests>(true)
   /** The cached `dungeon_map` frame text per landblock, for browsers' `request_dungeon_map`. */
   readonly dungeonMaps = new LRUCache<string, string>({
     max: MAX_DUNGEON_MAPS,
     maxSize: MAX_CACHED_BYTES,
     sizeCalculation: (text) => text.length || 1,
   })
-  readonly sharePeers = characterCache<{ last_seen: number; payload: KeptFrame }>()
+  readonly sharePeers = characterCache<{ last_seen: number; payload: KeptFrame }>(true)
 
   /**
    * Kill accounting: the positive difference from the last `kills` of the same
@@ -133,16 +140,20 @@ export class LiveState {
     return { character_name: character, idle_since: track.since, at: now }
   }
 
-  observeQuest(character: string, questName: string, countdown: unknown, now: number): void {
-    let quests = this.quests.get(character)
-    if (quests === undefined) {
-      quests = new Map()
-      this.quests.set(character, quests)
+  observeQuest(character: string, questName: string, countdown: unknown, bytes: number, now: number): void {
+    const entry = this.quests.get(character) ?? { byName: new Map(), bytes: 0 }
+    const previous = entry.byName.get(questName)
+    if (previous !== undefined) {
+      entry.bytes -= previous.bytes
+      entry.byName.delete(questName)
+    } else if (entry.byName.size >= MAX_QUESTS_PER_CHARACTER) {
+      const [oldest, kept] = entry.byName.entries().next().value!
+      entry.bytes -= kept.bytes
+      entry.byName.delete(oldest)
     }
-    if (!quests.has(questName) && quests.size >= MAX_QUESTS_PER_CHARACTER) {
-      quests.delete(quests.keys().next().value!)
-    }
-    quests.set(questName, { countdown, last_updated: now })
+    entry.byName.set(questName, { countdown, last_updated: now, bytes })
+    entry.bytes += bytes
+    this.quests.set(character, entry, { size: entry.bytes || 1 })
   }
 
   /** Keeps a memory-only frame (cantrips, radar) as the character's latest. */
@@ -151,6 +162,6 @@ export class LiveState {
   }
 
   observeShare(character: string, kept: KeptFrame, now: number): void {
-    this.sharePeers.set(character, { last_seen: now, payload: kept })
+    this.sharePeers.set(character, { last_seen: now, payload: kept }, { size: kept.bytes || 1 })
   }
 }

@@ -43,7 +43,7 @@ export function registerStateApi(app: FastifyInstance, o: StateApiOptions): void
   app.get('/quest-status', async () => {
     const quest_data: Record<string, unknown>[] = []
     for (const [character_name, quests] of live.quests) {
-      for (const [quest_name, q] of quests) {
+      for (const [quest_name, q] of quests.byName) {
         quest_data.push({
           character_name,
           quest_name,
