@@ -18,16 +18,6 @@ export const CONTRACT_EVENT_TYPES = [
   'dungeon_map',
 ] as const
 
-/** Event types that reach the database (CONTRACT.md §8). */
-export const PERSISTED_TYPES = new Set([
-  'telemetry',
-  'spawn',
-  'rare',
-  'portal',
-  'character_stats',
-  'combat_stats',
-])
-
 /** `full_inventory` has a legacy alias (CONTRACT.md §2). */
 export const canonicalType = (type: string): string => (type === 'inventory' ? 'full_inventory' : type)
 
