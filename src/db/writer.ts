@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { coerceError } from '../protocol/errors.ts'
+import { LogThrottle } from '../protocol/log-throttle.ts'
 import { applyBatch } from './apply-batch.ts'
 import type { Db } from './pool.ts'
 import { isTransientDbError, retryTransient } from './transient.ts'
@@ -38,9 +39,6 @@ export interface WriterStats {
   /** Refused ops by SQLSTATE (or error code), keyed safely: a null-prototype record. */
   rejectedByReason: Record<string, number>
 }
-
-/** One refusal record per reason per interval, however many ops are refused in between. */
-const REJECT_LOG_INTERVAL_MS = 10_000
 
 /** The label a refused op is counted under: its SQLSTATE, else the error's code or name. */
 function rejectReason(err: unknown): string {
@@ -83,7 +81,8 @@ export class BatchWriter extends EventEmitter {
     rejected: 0,
     rejectedByReason: Object.create(null) as Record<string, number>,
   }
-  readonly #rejectLogged = new Map<string, { at: number; since: number }>()
+  /** One refusal record per reason per interval, however many ops are refused in between. */
+  readonly #rejectLog = new LogThrottle()
 
   constructor(options: WriterOptions) {
     super()
@@ -234,20 +233,12 @@ export class BatchWriter extends EventEmitter {
     const reason = rejectReason(raw)
     this.stats.rejected += 1
     this.stats.rejectedByReason[reason] = (this.stats.rejectedByReason[reason] ?? 0) + 1
-    let logged = this.#rejectLogged.get(reason)
-    if (logged === undefined) {
-      logged = { at: Number.NEGATIVE_INFINITY, since: 0 }
-      this.#rejectLogged.set(reason, logged)
-    }
-    logged.since += 1
-    const now = Date.now()
-    if (now - logged.at < REJECT_LOG_INTERVAL_MS) return
+    const refused = this.#rejectLog.note(reason)
+    if (refused === 0) return
     this.#log.error(
-      { err: coerceError(raw), reason, op: { kind: op.kind }, refused: logged.since },
+      { err: coerceError(raw), reason, op: { kind: op.kind }, refused },
       'write op refused by the database, dropped',
     )
-    logged.at = now
-    logged.since = 0
   }
 
   async #write(batch: readonly WriteOp[]): Promise<void> {

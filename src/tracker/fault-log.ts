@@ -1,9 +1,7 @@
 import type { Logger } from 'pino'
 import { coerceError } from '../protocol/errors.ts'
+import { LOG_INTERVAL_MS, LogThrottle } from '../protocol/log-throttle.ts'
 import { bump } from './metrics.ts'
-
-/** One log record per site per interval, however many faults happen in between. */
-export const FAULT_LOG_INTERVAL_MS = 10_000
 
 /**
  * Where callbacks that have no caller (socket events, timers, fan-out) report what they caught:
@@ -13,29 +11,19 @@ export const FAULT_LOG_INTERVAL_MS = 10_000
 export class FaultLog {
   readonly #counts: Record<string, number>
   readonly #log: Logger
-  readonly #intervalMs: number
-  readonly #last = new Map<string, { at: number; since: number }>()
+  readonly #throttle: LogThrottle
 
-  constructor(counts: Record<string, number>, logger: Logger, intervalMs = FAULT_LOG_INTERVAL_MS) {
+  constructor(counts: Record<string, number>, logger: Logger, intervalMs = LOG_INTERVAL_MS) {
     this.#counts = counts
     this.#log = logger.child({ component: 'faults' })
-    this.#intervalMs = intervalMs
+    this.#throttle = new LogThrottle(intervalMs)
   }
 
   /** Counts one fault at `site` (a fixed name of ours, never client text) and maybe logs it. */
   record(site: string, raw: unknown, context?: Record<string, unknown>): void {
     bump(this.#counts, site)
-    const now = Date.now()
-    let entry = this.#last.get(site)
-    if (entry === undefined) {
-      entry = { at: Number.NEGATIVE_INFINITY, since: 0 }
-      this.#last.set(site, entry)
-    }
-    entry.since += 1
-    if (now - entry.at < this.#intervalMs) return
-    this.#log.error({ site, err: coerceError(raw), faults: entry.since, context }, 'handler fault caught')
-    entry.at = now
-    entry.since = 0
+    const faults = this.#throttle.note(site)
+    if (faults > 0) this.#log.error({ site, err: coerceError(raw), faults, context }, 'handler fault caught')
   }
 
   /** Wraps a callback so whatever it throws is recorded under `site` instead of escaping. */

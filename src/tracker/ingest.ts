@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import WebSocket from 'ws'
 import type { Persistence } from '../db/persistence.ts'
 import { type DecodedFrame, decodeFrame } from '../protocol/decode-frame.ts'
+import { LogThrottle } from '../protocol/log-throttle.ts'
 import { type Clock, type Micros, msToMicros } from '../protocol/time.ts'
 import type { BrowserHub } from './browser-hub.ts'
 import type { InventoryForwarder } from './inventory-forwarder.ts'
@@ -31,8 +32,6 @@ export interface IngestEvents {
   idle: [IdleEvent]
 }
 
-const BAD_FRAME_LOG_INTERVAL_MS = 10_000
-
 /**
  * Plugin ingest (CONTRACT.md §2): per-connection frame intake, the per-type handling and the
  * re-broadcast to browsers. Never awaits the database: persistence is queued on the writer.
@@ -53,8 +52,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const log = this.#o.logger.child({ component: 'ingest', conn })
     counters.plugin_connections += 1
     let character: string | undefined
-    let badSinceLog = 0
-    let lastBadLog = 0
+    const badLog = new LogThrottle()
     const onMessage = (data: Buffer, isBinary: boolean): void => {
       counters.frames_received += 1
       const text = isBinary ? '' : data.toString('utf8')
@@ -63,22 +61,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
       if (!decoded.ok) {
         counters.frames_bad += 1
         bump(counters.bad_by_reason, decoded.reason)
-        badSinceLog += 1
-        const now = Date.now()
-        if (now - lastBadLog >= BAD_FRAME_LOG_INTERVAL_MS) {
-          // Field names are ours (schema paths); the frame's own text is never logged.
+        const dropped = badLog.note('bad')
+        // Field names are ours (schema paths); the frame's own text is never logged.
+        if (dropped > 0) {
           log.warn(
-            {
-              reason: decoded.reason,
-              field: decoded.field,
-              dropped: badSinceLog,
-              bytes: data.length,
-              character,
-            },
+            { reason: decoded.reason, field: decoded.field, dropped, bytes: data.length, character },
             'bad frame dropped',
           )
-          lastBadLog = now
-          badSinceLog = 0
         }
         return
       }
