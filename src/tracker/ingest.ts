@@ -132,10 +132,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
         this.#o.inventory.forward('delta', text)
         break
       case 'equipment_cantrip_state':
-        live.keep(live.cantrips, frame.character, kept(frame, text))
+        live.cantrips.set(frame.character, kept(frame, text))
         break
       case 'nearby_objects':
-        live.keep(live.nearby, frame.character, kept(frame, text))
+        live.nearby.set(frame.character, kept(frame, text))
         break
       case 'quest':
         live.observeQuest(frame.character, frame.questName, frame.countdown, text.length, nowMs)

@@ -16,12 +16,21 @@ export const MAX_DUNGEON_MAPS = 4_096
 /** Bytes of frame text one per-character frame cache (vitals, cantrips, radar, peers, maps) holds. */
 export const MAX_CACHED_BYTES = 32 * 1024 * 1024
 
-/** A per-character cache, least recently seen evicted first, optionally bounded in bytes too. */
-function characterCache<V extends {}>(sized = false): LRUCache<string, V> {
-  return sized
-    ? new LRUCache<string, V>({ max: MAX_CHARACTERS, maxSize: MAX_CACHED_BYTES })
-    : new LRUCache<string, V>({ max: MAX_CHARACTERS })
+/**
+ * A per-character cache, least recently seen evicted first; given `bytesOf`, bounded in the
+ * bytes of frame text its values hold too.
+ */
+function characterCache<V extends {}>(bytesOf?: (value: V) => number): LRUCache<string, V> {
+  return bytesOf === undefined
+    ? new LRUCache<string, V>({ max: MAX_CHARACTERS })
+    : new LRUCache<string, V>({
+        max: MAX_CHARACTERS,
+        maxSize: MAX_CACHED_BYTES,
+        sizeCalculation: (v) => Math.max(1, bytesOf(v)),
+      })
 }
+
+const keptBytes = (kept: KeptFrame): number => kept.bytes
 
 /** A memory-only frame kept as received, with its size in bytes for the cache bound. */
 export interface KeptFrame {
@@ -66,18 +75,18 @@ export class LiveState {
   readonly #vitae = characterCache<number>()
   readonly #lastDeathAlert = characterCache<number>()
   readonly #idle = characterCache<IdleTrack>()
-  readonly vitals = characterCache<KeptFrame>(true)
-  readonly cantrips = characterCache<KeptFrame>(true)
-  readonly nearby = characterCache<KeptFrame>(true)
+  readonly vitals = characterCache(keptBytes)
+  readonly cantrips = characterCache(keptBytes)
+  readonly nearby = characterCache(keptBytes)
   /** Latest per (character, quest), bounded in characters and in the bytes of their frames. */
-  readonly quests = characterCache<CharacterQuests>(true)
+  readonly quests = characterCache<CharacterQuests>((q) => q.bytes)
   /** The cached `dungeon_map` frame text per landblock, for browsers' `request_dungeon_map`. */
   readonly dungeonMaps = new LRUCache<string, string>({
     max: MAX_DUNGEON_MAPS,
     maxSize: MAX_CACHED_BYTES,
-    sizeCalculation: (text) => text.length || 1,
+    sizeCalculation: (text) => Math.max(1, text.length),
   })
-  readonly sharePeers = characterCache<{ last_seen: number; payload: KeptFrame }>(true)
+  readonly sharePeers = characterCache<{ last_seen: number; payload: KeptFrame }>((p) => p.payload.bytes)
 
   /**
    * Kill accounting: the positive difference from the last `kills` of the same
@@ -113,7 +122,7 @@ export class LiveState {
     kept: KeptFrame,
     now: number,
   ): DeathEvent | undefined {
-    this.vitals.set(character, kept, { size: kept.bytes || 1 })
+    this.vitals.set(character, kept)
     if (vitae === null) return undefined
     const previous = this.#vitae.get(character)
     this.#vitae.set(character, vitae)
@@ -153,15 +162,10 @@ export class LiveState {
     }
     entry.byName.set(questName, { countdown, last_updated: now, bytes })
     entry.bytes += bytes
-    this.quests.set(character, entry, { size: entry.bytes || 1 })
-  }
-
-  /** Keeps a memory-only frame (cantrips, radar) as the character's latest. */
-  keep(cache: LRUCache<string, KeptFrame>, character: string, kept: KeptFrame): void {
-    cache.set(character, kept, { size: kept.bytes || 1 })
+    this.quests.set(character, entry)
   }
 
   observeShare(character: string, kept: KeptFrame, now: number): void {
-    this.sharePeers.set(character, { last_seen: now, payload: kept }, { size: kept.bytes || 1 })
+    this.sharePeers.set(character, { last_seen: now, payload: kept })
   }
 }
