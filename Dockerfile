@@ -5,7 +5,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY src ./src
 COPY bin ./bin
-ENV PORT=8765 HOST=0.0.0.0
-EXPOSE 8765
+ENV PORT=8766 HOST=0.0.0.0
+EXPOSE 8766
 USER node
 CMD ["node", "src/cli/main.ts", "serve"]

@@ -48,7 +48,7 @@ async function resetDatabase(url: string): Promise<void> {
 }
 
 const metrics = async (base: string) =>
-  (await (await fetch(`${base}/metrics`)).json()) as Record<string, number>
+  (await (await fetch(`${base}/metrics.json`)).json()) as Record<string, number>
 
 await resetDatabase(a.database)
 const port = await freePort()

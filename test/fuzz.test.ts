@@ -150,7 +150,7 @@ describe('fuzzed plugin frames', () => {
       )
       expect(kills.rows[0]!.total_kills).toBe(sent.kills.get(character))
     }
-    const m = (await getJson(`${t.url}/metrics`)).body
+    const m = (await getJson(`${t.url}/metrics.json`)).body
     // Every frame is accepted or refused with a reason; nothing accepted is refused by the database.
     expect(m.frames_received).toBe(m.frames_accepted + m.frames_bad)
     const reasons = Object.values(m.bad_by_reason as Record<string, number>).reduce((a, b) => a + b, 0)

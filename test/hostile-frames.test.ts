@@ -11,7 +11,7 @@ import {
 
 // Regression tests for frames that once stopped, poisoned or thinned the tracker (issue 7).
 // Each was sent by an authenticated plugin; the tracker must stay up, keep the socket open,
-// refuse the frame with a reason in /metrics, and keep serving everyone else.
+// refuse the frame with a reason in /metrics.json, and keep serving everyone else.
 let t: RunningTracker
 beforeAll(async () => {
   t = await startTracker()
@@ -21,7 +21,7 @@ afterAll(() => t.close())
 /** `depth` nested objects as JSON text (too deep for JSON.stringify to write). */
 const nestedText = (depth: number): string => `${'{"v":'.repeat(depth)}1${'}'.repeat(depth)}`
 
-const metrics = async () => (await getJson(`${t.url}/metrics`)).body
+const metrics = async () => (await getJson(`${t.url}/metrics.json`)).body
 
 describe('frames that crashed the process', () => {
   it('a quest whose quest_name is {"toString":1} is refused; the tracker and the socket stay up', async () => {
@@ -66,7 +66,7 @@ describe('frames that poisoned a route or a counter', () => {
     ws.close()
   })
 
-  it('frames typed constructor and toString are counted as numbers in /metrics by_type', async () => {
+  it('frames typed constructor and toString are counted as numbers in /metrics.json by_type', async () => {
     const ws = await connectPlugin(t.wsUrl)
     await sendFrames(t.url, ws, [
       { type: 'constructor', character_name: 'Proto' },
@@ -96,7 +96,7 @@ describe('frames that silently thinned valid data', () => {
           )
         }
       }
-      const before = (await getJson(`${hostile.url}/metrics`)).body
+      const before = (await getJson(`${hostile.url}/metrics.json`)).body
       await sendFrames(hostile.url, ws, frames)
       await hostile.tracker.settle()
       const { rows } = await hostile.tracker.db.query<{ n: number }>(
@@ -107,7 +107,7 @@ describe('frames that silently thinned valid data', () => {
         "SELECT total_kills FROM char_stats WHERE character_name = 'Valid Killer'",
       )
       expect(kills.rows[0]!.total_kills).toBe(999 * 3)
-      const after = (await getJson(`${hostile.url}/metrics`)).body
+      const after = (await getJson(`${hostile.url}/metrics.json`)).body
       expect(after.frames_bad - before.frames_bad).toBe(5_000)
       expect(after.bad_by_reason.no_character - (before.bad_by_reason.no_character ?? 0)).toBe(5_000)
       expect(after.persist_rejected).toBe(0)

@@ -53,7 +53,7 @@ describe('plugin auth', () => {
 
 describe('bad frames', () => {
   it('counts and drops a bad frame while the connection stays open and later frames still count', async () => {
-    const before = (await getJson(`${t.url}/metrics`)).body
+    const before = (await getJson(`${t.url}/metrics.json`)).body
     const ws = await connectPlugin(t.wsUrl)
     await sendFrames(t.url, ws, [
       '{not json',
@@ -64,7 +64,7 @@ describe('bad frames', () => {
     const browser = await connectBrowser(t.wsUrl)
     await sendFrames(t.url, ws, [{ type: 'chat', character_name: 'Bad Frame Survivor', text: 'still here' }])
     await browser.waitFor((m) => m.text === 'still here')
-    const after = (await getJson(`${t.url}/metrics`)).body
+    const after = (await getJson(`${t.url}/metrics.json`)).body
     expect(after.frames_bad - before.frames_bad).toBe(4)
     expect(after.bad_by_reason.not_json - (before.bad_by_reason.not_json ?? 0)).toBe(1)
     expect(after.bad_by_reason.no_character - (before.bad_by_reason.no_character ?? 0)).toBe(1)
@@ -89,7 +89,7 @@ describe('bad frames', () => {
         ws,
         Array.from({ length: 200 }, () => '{broken'),
       )
-      expect((await getJson(`${logged.url}/metrics`)).body.frames_bad).toBe(200)
+      expect((await getJson(`${logged.url}/metrics.json`)).body.frames_bad).toBe(200)
       const records = lines.filter((l) => l.msg === 'bad frame dropped')
       expect(records).toHaveLength(1)
       expect(records[0]).toMatchObject({ component: 'ingest', reason: 'not_json', level: 40 })

@@ -82,7 +82,7 @@ describe('a database outage during ingest', () => {
           "SELECT total_kills AS n FROM char_stats WHERE character_name = 'Survivor'",
         ),
       ).toBe(899)
-      expect((await getJson(`${url}/metrics`)).body.persist_dropped).toBe(0)
+      expect((await getJson(`${url}/metrics.json`)).body.persist_dropped).toBe(0)
       ws.close()
     } finally {
       await close()
@@ -249,7 +249,7 @@ describe('start-up modes', () => {
       expect(live.players.map((p: any) => p.character_name)).toEqual(['Primary Player'])
       const plugin = await connectPlugin(url.replace('http', 'ws'))
       expect(await closeCode(plugin)).toBe(1008)
-      expect((await getJson(`${url}/metrics`)).body.read_only).toBe(true)
+      expect((await getJson(`${url}/metrics.json`)).body.read_only).toBe(true)
     } finally {
       await reader.close()
       await database.drop()

@@ -24,11 +24,14 @@ describe('shutdown', () => {
     plugin.send(JSON.stringify(telemetry('Leaving')))
     await browser.waitFor((m) => m.character_name === 'Leaving')
     const started = Date.now()
-    await t.close()
+    const closing = t.tracker.close()
     expect(await closeCode(plugin)).toBe(GOING_AWAY)
     expect(await closeCode(browser.ws)).toBe(GOING_AWAY)
-    // Clients that answer the closing handshake are not kept waiting for the 1 s bound.
-    expect(Date.now() - started).toBeLessThan(1_000)
+    await closing
+    // Clients that answer the closing handshake are not kept waiting for the 1 s bound (the
+    // tracker's own close, not the test database's drop, which a loaded machine can slow).
+    expect(Date.now() - started).toBeLessThan(SHUTDOWN_CLOSE_MS)
+    await t.database.drop()
   })
 
   it('terminates a client that never answers the closing handshake once the 1 s bound has passed', async () => {

@@ -42,7 +42,11 @@ beforeAll(async () => {
     },
     { type: 'quest', character_name: 'Zed', quest_name: 'Stipend', countdown: '2h' },
     { type: 'quest', character_name: 'Amy', quest_name: 'Colo', countdown: 'ready' },
+    // Discovered out of the /portals order, which is by name, then ns, then ew.
     { type: 'portal', character_name: 'Amy', portal_name: 'Town', ns: 1.04, ew: 2.01, z: 0, timestamp: now },
+    { type: 'portal', character_name: 'Zed', portal_name: 'Annex', ns: 9, ew: 9, z: 0, timestamp: now },
+    { type: 'portal', character_name: 'Zed', portal_name: 'Town', ns: -3, ew: 0, z: 0, timestamp: now },
+    { type: 'portal', character_name: 'Amy', portal_name: 'Town', ns: 1.04, ew: -7, z: 0, timestamp: now },
     ...[0, 1, 2].map(() => ({
       type: 'spawn',
       character_name: 'Amy',
@@ -102,15 +106,19 @@ describe('state routes (CONTRACT §4)', () => {
       ['Zed', 'Stipend', '2h'],
     ])
     const portals = (await getJson(`${t.url}/portals`)).body.portals
-    expect(portals).toEqual([
-      {
-        portal_name: 'Town',
-        ns: 1.04,
-        ew: 2.01,
-        z: 0,
-        discovered_at: expect.stringMatching(/\+00:00$/),
-        discovered_by: 'Amy',
-      },
+    expect(portals[0]).toEqual({
+      portal_name: 'Annex',
+      ns: 9,
+      ew: 9,
+      z: 0,
+      discovered_at: expect.stringMatching(/\+00:00$/),
+      discovered_by: 'Zed',
+    })
+    expect(portals.map((p: any) => [p.portal_name, p.ns, p.ew, p.discovered_by])).toEqual([
+      ['Annex', 9, 9, 'Zed'],
+      ['Town', -3, 0, 'Zed'],
+      ['Town', 1.04, -7, 'Amy'],
+      ['Town', 1.04, 2.01, 'Amy'],
     ])
     expect((await getJson(`${t.url}/spawns/heatmap?hours=1`)).body).toEqual({
       spawn_points: [
@@ -131,5 +139,25 @@ describe('state routes (CONTRACT §4)', () => {
     expect(health.latency_ms).toBeGreaterThanOrEqual(0)
     expect(health.last_check).toMatch(/\+00:00$/)
     expect((await getJson(`${t.url}/api-version`)).body).toEqual({ version: '2026.11.22.1200-abc1234' })
+  })
+
+  it('/server-health without a probe URL reports player_count null while players are live, as the primary does', async () => {
+    const unprobed = await startTracker({ serverName: 'Coldeve' })
+    try {
+      const ws = await connectPlugin(unprobed.wsUrl)
+      await sendFrames(unprobed.url, ws, [telemetry('Amy')])
+      await unprobed.tracker.settle()
+      ws.close()
+      expect((await getJson(`${unprobed.url}/live`)).body.players).toHaveLength(1)
+      expect((await getJson(`${unprobed.url}/server-health`)).body).toEqual({
+        server_name: 'Coldeve',
+        status: 'unknown',
+        latency_ms: null,
+        player_count: null,
+        last_check: null,
+      })
+    } finally {
+      await unprobed.close()
+    }
   })
 })

@@ -128,9 +128,9 @@ describe('CLI: simulate, replay, tee', () => {
     expect(sent).toBeGreaterThan(10)
     await waitFor(
       'the shadow to count every frame',
-      async () => (await getJson(`${shadow.url}/metrics`)).body.frames_received === sent,
+      async () => (await getJson(`${shadow.url}/metrics.json`)).body.frames_received === sent,
     )
-    expect((await getJson(`${primary.url}/metrics`)).body.frames_received).toBe(sent)
+    expect((await getJson(`${primary.url}/metrics.json`)).body.frames_received).toBe(sent)
     await running
   })
 

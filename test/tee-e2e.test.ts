@@ -27,7 +27,7 @@ async function playFleet(url: string, ms: number, seed = 5): Promise<FleetConnec
   return fleet
 }
 
-const metrics = async (base: string) => (await getJson(`${base}/metrics`)).body
+const metrics = async (base: string) => (await getJson(`${base}/metrics.json`)).body
 const liveNames = async (base: string): Promise<string[]> =>
   (await getJson(`${base}/live`)).body.players.map((p: { character_name: string }) => p.character_name)
 

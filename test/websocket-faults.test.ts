@@ -39,6 +39,7 @@ async function endpoints(overrides: { hub?: Partial<BrowserHub>; ingest?: Partia
     secrets: { current: SECRET, legacy: undefined },
     readOnly: false,
     maxFrameBytes: 1 << 20,
+    authorizeBrowser: async () => true,
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')

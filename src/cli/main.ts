@@ -4,6 +4,8 @@ import { registerReplay } from './commands/replay.ts'
 import { registerServe } from './commands/serve.ts'
 import { registerSimulate } from './commands/simulate.ts'
 import { registerTee } from './commands/tee.ts'
+import { registerUsers } from './commands/users.ts'
+import { describeFailure } from './failure.ts'
 import { buildProgram } from './program.ts'
 
 // The composition root: the only place that reads process.argv/process.env and exits.
@@ -14,11 +16,15 @@ const program = buildProgram({ env: process.env, logger, out: (line) => process.
   registerTee,
   registerReplay,
   registerSimulate,
+  registerUsers,
 ])
 
 try {
   await program.parseAsync(process.argv)
 } catch (err) {
-  logger.error({ err }, 'command failed')
-  process.exitCode = 2
+  // A person reads this: one line on stderr, never a JSON record with a stack, unless it is a bug.
+  const failure = describeFailure(err)
+  if (failure.internal) logger.error({ err }, 'command failed')
+  if (failure.line !== undefined) process.stderr.write(`${failure.line}\n`)
+  process.exitCode = failure.exitCode
 }

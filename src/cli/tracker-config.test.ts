@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { trackerConfigFromEnv } from './tracker-config.ts'
+import { DEFAULT_PORT, PRIMARY_PORT, trackerConfigFromEnv } from './tracker-config.ts'
 
 describe('trackerConfigFromEnv', () => {
   it('reads the legacy names and defaults the database name to dereth_ts', () => {
@@ -35,5 +35,48 @@ describe('trackerConfigFromEnv', () => {
     expect(c.tracker.databaseUrl).toBeUndefined()
     expect(c.tracker.dataDir).toBe('.data/pglite')
     expect(c.tracker.sharedSecret).toBeUndefined()
+  })
+
+  it('reads INVENTORY_TIMEOUT_MS as a positive integer, refusing anything else', () => {
+    expect(trackerConfigFromEnv({}).tracker.inventoryTimeoutMs).toBeUndefined()
+    expect(trackerConfigFromEnv({ INVENTORY_TIMEOUT_MS: '2500' }).tracker.inventoryTimeoutMs).toBe(2500)
+    for (const bad of ['0', '-5', '1.5', 'soon'])
+      expect(() => trackerConfigFromEnv({ INVENTORY_TIMEOUT_MS: bad })).toThrow(/INVENTORY_TIMEOUT_MS/)
+  })
+
+  it("listens on 8766 by default, never on the primary's 8765", () => {
+    const c = trackerConfigFromEnv({})
+    expect(c.port).toBe(8766)
+    expect(DEFAULT_PORT).toBe(8766)
+    expect(c.port).not.toBe(PRIMARY_PORT)
+    expect(trackerConfigFromEnv({ PORT: '8765' }).port).toBe(8765)
+  })
+
+  it('reads the Discord webhook but leaves alert delivery off unless DISCORD_ALERTS_ENABLED', () => {
+    const hook = 'https://discord.com/api/webhooks/123/token-abc'
+    const shadow = trackerConfigFromEnv({ DISCORD_ACLOG_WEBHOOK: hook })
+    expect(shadow.tracker).toMatchObject({ discordWebhookUrl: hook, alertsEnabled: false })
+    const live = trackerConfigFromEnv({ DISCORD_ACLOG_WEBHOOK: hook, DISCORD_ALERTS_ENABLED: 'true' })
+    expect(live.tracker).toMatchObject({ discordWebhookUrl: hook, alertsEnabled: true })
+  })
+
+  it('refuses an alert enable without a usable webhook, without quoting the URL', () => {
+    expect(() => trackerConfigFromEnv({ DISCORD_ALERTS_ENABLED: '1' })).toThrow(/DISCORD_ACLOG_WEBHOOK/)
+    const bad = () =>
+      trackerConfigFromEnv({
+        DISCORD_ACLOG_WEBHOOK: 'discord.com/api/webhooks/1/sekrit-token',
+        DISCORD_ALERTS_ENABLED: 'on',
+      })
+    expect(bad).toThrow(/http\(s\) URL/)
+    expect(bad).not.toThrow(/sekrit/)
+  })
+
+  it('reads BASE_PATH (the /ts/ prefix the dashboard is served under) and refuses an unsafe one', () => {
+    expect(trackerConfigFromEnv({ BASE_PATH: 'ts/', STATIC_DIR: '/srv/dashboard' }).tracker).toMatchObject({
+      basePath: '/ts',
+      staticDir: '/srv/dashboard',
+    })
+    expect(trackerConfigFromEnv({}).tracker.basePath).toBeUndefined()
+    expect(() => trackerConfigFromEnv({ BASE_PATH: '/ts"><script>' })).toThrow(/bad BASE_PATH/)
   })
 })

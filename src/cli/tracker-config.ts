@@ -1,11 +1,25 @@
 import { OverlordError, ERR } from '../protocol/errors.ts'
+import { isHttpUrl } from '../tracker/alert-message.ts'
 import type { TrackerOptions } from '../tracker/build-tracker.ts'
+import { normalizeBasePath } from '../tracker/routes/base-path.ts'
 
 /** The shadow's own database (CONTRACT.md §8); the primary's is `dereth`. */
 export const SHADOW_DATABASE = 'dereth_ts'
 export const PRIMARY_DATABASE = 'dereth'
 
+/** The port plan: the live Python tracker owns 8765, the shadow never defaults to it. */
+export const PRIMARY_PORT = 8765
+export const DEFAULT_PORT = 8766
+
 const truthy = (v: string | undefined): boolean => v !== undefined && /^(1|true|yes|on)$/i.test(v.trim())
+
+/** An optional positive millisecond count from the environment; anything else refuses to start. */
+function positiveMs(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined
+  const ms = Number(value)
+  if (!Number.isInteger(ms) || ms <= 0) throw new OverlordError(ERR.CONFIG, `bad ${name}: ${value}`)
+  return ms
+}
 
 export interface ServeConfig {
   tracker: TrackerOptions
@@ -37,9 +51,18 @@ export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
     }
     if (!readOnly) createDatabase = name
   }
-  const port = Number(env.PORT ?? 8765)
+  const port = Number(env.PORT ?? DEFAULT_PORT)
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new OverlordError(ERR.CONFIG, `bad PORT: ${env.PORT}`)
+  const discordWebhookUrl = env.DISCORD_ACLOG_WEBHOOK?.trim() || undefined
+  const alertsEnabled = truthy(env.DISCORD_ALERTS_ENABLED)
+  // An explicit enable that cannot be honoured is a mistake to surface, not to run quietly past.
+  // The URL is never quoted: its path is the webhook's token.
+  if (alertsEnabled && (discordWebhookUrl === undefined || !isHttpUrl(discordWebhookUrl)))
+    throw new OverlordError(
+      ERR.CONFIG,
+      'DISCORD_ALERTS_ENABLED needs DISCORD_ACLOG_WEBHOOK set to an http(s) URL',
+    )
   return {
     port,
     host: env.HOST ?? '127.0.0.1',
@@ -53,9 +76,19 @@ export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
       skipSchemaInit: truthy(env.SKIP_SCHEMA_INIT),
       buildVersion: env.BUILD_VERSION,
       inventoryServiceUrl: env.INVENTORY_SERVICE_URL || undefined,
+      discordWebhookUrl,
+      alertsEnabled,
+      inventoryTimeoutMs: positiveMs(env.INVENTORY_TIMEOUT_MS, 'INVENTORY_TIMEOUT_MS'),
       pluginSideEffects: truthy(env.PLUGIN_SIDE_EFFECTS),
+      sessions: {
+        secretKey: env.SECRET_KEY || undefined,
+        cookieName: env.SESSION_COOKIE_NAME || undefined,
+        salt: env.SESSION_SALT || undefined,
+        field: env.SESSION_FIELD || undefined,
+      },
       serverHealthUrl: env.SERVER_HEALTH_URL || undefined,
       staticDir: env.STATIC_DIR || undefined,
+      basePath: normalizeBasePath(env.BASE_PATH),
       serverName: env.SERVER_NAME || undefined,
       browserCoalesceMs: env.BROWSER_COALESCE_MS === undefined ? undefined : Number(env.BROWSER_COALESCE_MS),
     },

@@ -6,7 +6,7 @@ import type { BackendClient } from './poller.ts'
  * applied, so "the shadow never got it" is not confused with "the shadow got it wrong".
  */
 export interface Accounting {
-  /** The shadow's `/metrics` counters (CONTRACT: `frames_received`, `frames_accepted`, …). */
+  /** The shadow's `/metrics.json` counters (CONTRACT: `frames_received`, `frames_accepted`, …). */
   shadow: Record<string, unknown> | null
   /** The tee's metrics, when a URL was given. */
   tee: Record<string, unknown> | null
@@ -43,7 +43,7 @@ const pick = (value: unknown, path: string): unknown =>
 
 /** Reads the counters; a missing source yields nulls (reported), never an exception. */
 export async function readAccounting(options: AccountingOptions): Promise<Accounting> {
-  const res = await options.shadow.get('/metrics')
+  const res = await options.shadow.get('/metrics.json')
   const shadow =
     res.ok && res.status === 200 && typeof res.body === 'object' && res.body !== null
       ? (res.body as Record<string, unknown>)

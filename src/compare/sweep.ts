@@ -90,7 +90,7 @@ export interface SweepOptions {
   examplesPerEndpoint?: number
   /** Called after each read, awaited: progress for the CLI, a hook for tests to move the primary. */
   onEvent?: (event: SweepEvent) => void | Promise<void>
-  /** Input accounting: the tee's metrics URL (optional); the shadow's `/metrics` is always read. */
+  /** Input accounting: the tee's metrics URL (optional); the shadow's `/metrics.json` is always read. */
   teeMetricsUrl?: string
   database?: DbParityOptions
   now?: () => number
@@ -266,7 +266,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
   } catch (err) {
     errors.push({
       endpoint: 'metrics',
-      url: '/metrics',
+      url: '/metrics.json',
       side: 'shadow',
       code: ERR.CMP_BACKEND,
       message: String(err),

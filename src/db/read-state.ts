@@ -41,10 +41,13 @@ export async function combatStats(db: Db, name: string, sessionId: string | null
   }
 }
 
-/** `/portals`: what the 1 h retention keeps. */
+/**
+ * `/portals`: what the 1 h retention keeps, ordered as the primary's SQL orders them (CONTRACT.md §4):
+ * names compare in the database's collation, as they do there.
+ */
 export async function portals(db: Db): Promise<Record<string, unknown>[]> {
   const { rows } = await db.query(
-    'SELECT portal_name, ns, ew, z, discovered_at, discovered_by FROM portals ORDER BY discovered_at, id',
+    'SELECT portal_name, ns, ew, z, discovered_at, discovered_by FROM portals ORDER BY portal_name, ns, ew',
   )
   return isoRows(rows, ['discovered_at'])
 }

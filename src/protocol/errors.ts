@@ -40,6 +40,8 @@ export const ERR = {
   BAD_REQUEST: 'TRK_ERR_BAD_REQUEST',
   NOT_FOUND: 'TRK_ERR_NOT_FOUND',
   CONFIG: 'TRK_ERR_CONFIG',
+  /** A server could not listen for a reason other than its configuration (see cli/listen-error.ts). */
+  LISTEN: 'TRK_ERR_LISTEN',
   DB_UNAVAILABLE: 'DB_ERR_UNAVAILABLE',
   DB_OVERFLOW: 'DB_ERR_OVERFLOW',
   DB_QUERY: 'DB_ERR_QUERY',

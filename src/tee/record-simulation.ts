@@ -8,7 +8,7 @@ import { takeSnapshot } from './snapshot-poller.ts'
 
 /** The primary a simulation is recorded against, running on the same virtual clock as the tee. */
 export interface RecordedPrimary {
-  /** HTTP base URL of the primary (read endpoints and `/metrics`). */
+  /** HTTP base URL of the primary (read endpoints and `/metrics.json`). */
   baseUrl: string
   /** Makes the primary's read endpoints current (Tracker.settle): a snapshot then shows every frame sent. */
   settle(): Promise<void>
@@ -33,7 +33,7 @@ export interface RecordSimulationOptions {
 }
 
 async function framesReceived(baseUrl: string): Promise<number> {
-  const res = await request(new URL('/metrics', baseUrl))
+  const res = await request(new URL('/metrics.json', baseUrl))
   const body = (await res.body.json()) as { frames_received?: number }
   return body.frames_received ?? 0
 }
@@ -41,7 +41,7 @@ async function framesReceived(baseUrl: string): Promise<number> {
 /**
  * Records a deterministic parity case: the fleet plays through the tee into the primary on virtual
  * time, step by step; each step (and each switch between characters) waits until the primary counted
- * every frame sent (`/metrics`), so receive times and cross-connection order are exact; at every snapshot instant the primary settles and its read endpoints are
+ * every frame sent (`/metrics.json`), so receive times and cross-connection order are exact; at every snapshot instant the primary settles and its read endpoints are
  * recorded into the capture. The same seed and options give the same file.
  */
 export async function recordSimulation(o: RecordSimulationOptions): Promise<FleetStats> {

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import fastifyCookie from '@fastify/cookie'
 import Fastify, { type FastifyBaseLogger, LogController } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { type EmbeddedDatabase, EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from '../db/embedded.ts'
@@ -11,20 +12,27 @@ import { Persistence } from '../db/persistence.ts'
 import { coerceError, ERR, OverlordError } from '../protocol/errors.ts'
 import { queryAjvPlugin } from '../protocol/query-schemas.ts'
 import { type Clock, systemClock } from '../protocol/time.ts'
+import { AlertDelivery, type AlertTuning } from './alerts.ts'
+import { Auth } from './auth.ts'
 import { BrowserHub } from './browser-hub.ts'
 import { Ingest } from './ingest.ts'
 import { InventoryForwarder } from './inventory-forwarder.ts'
 import { LiveCache } from './live-cache.ts'
 import { LiveState } from './live-state.ts'
 import { FaultLog } from './fault-log.ts'
+import { LoginLimiter, type LoginLimiterOptions } from './login-limiter.ts'
 import { newIngestCounters } from './metrics.ts'
+import { registerMetricsRoutes } from './prometheus.ts'
+import { registerAuthApi } from './routes/auth-api.ts'
 import { createClientErrorHandler, frameworkErrors } from './routes/client-errors.ts'
 import { detail, registerReadApi } from './routes/read-api.ts'
 import { registerStateApi } from './routes/state-api.ts'
-import { registerStaticBundle, spaFallback } from './routes/static-bundle.ts'
+import { newInventoryProxyStats, registerInventoryProxy } from './routes/inventory-proxy.ts'
+import { normalizeBasePath } from './routes/base-path.ts'
+import { registerStaticBundle } from './routes/static-bundle.ts'
 import { validationDetail } from './routes/validation-errors.ts'
 import { ServerHealthCheck } from './server-health.ts'
-import { isInternalRequest } from './trust.ts'
+import { Sessions, type SessionOptions } from './sessions.ts'
 import { attachWebSockets } from './websockets.ts'
 
 /** CONTRACT.md §9: the online window and the /live cache period. */
@@ -62,6 +70,23 @@ export interface TrackerOptions {
   /** Side effects towards plugins (commands, share relays); off by default: a shadow must not act (§10). */
   pluginSideEffects?: boolean
   inventoryServiceUrl?: string
+  /** Discord webhook for death and idle alerts (`DISCORD_ACLOG_WEBHOOK`, CONTRACT.md §6). */
+  discordWebhookUrl?: string
+  /** Post alerts to it; off by default: a shadow only logs and counts them (§10). */
+  alertsEnabled?: boolean
+  /** Alert delivery bounds (queue, timeouts, retries); tests shorten them. */
+  alertTuning?: Partial<AlertTuning>
+  /** Timeout of each request proxied to the inventory service (default 10 s). */
+  inventoryTimeoutMs?: number
+  /**
+   * Where a proxy serves this tracker, e.g. `/ts` (`BASE_PATH`): the session cookie's path, and
+   * the prefix the served dashboard puts on its absolute URLs. None = the site root.
+   */
+  basePath?: string
+  /** Session cookies (CONTRACT.md §5): `SECRET_KEY`, cookie name, salt, payload field. */
+  sessions?: SessionOptions
+  /** Login rate limits per client address and per username. */
+  loginLimits?: LoginLimiterOptions
   /** The built dashboard served at `GET /*`; none = no static routes. */
   staticDir?: string
   /** URL probed for `/server-health`, and the name it reports. */
@@ -79,7 +104,7 @@ export interface Tracker {
   listen(port?: number, host?: string): Promise<string>
   /** Writes everything queued and refreshes the /live cache now. */
   settle(): Promise<void>
-  /** The counters served at `/metrics`. */
+  /** The counters served at `/metrics.json` (and as Prometheus text at `/metrics`). */
   metrics(): Record<string, unknown>
   /** Detections (death, idle) whose delivery lives elsewhere. */
   readonly ingest: Ingest
@@ -159,6 +184,15 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     writer,
     pluginSideEffects: options.pluginSideEffects ?? false,
   })
+  const alerts = new AlertDelivery({
+    ...options.alertTuning,
+    webhookUrl: options.discordWebhookUrl,
+    enabled: options.alertsEnabled ?? false,
+    logger,
+    faults,
+    suppressed: counters.suppressed,
+  })
+  alerts.attach(ingest)
   const liveCache = new LiveCache({
     db,
     clock,
@@ -189,14 +223,26 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     clientErrorHandler: createClientErrorHandler(httpLog),
     frameworkErrors,
   })
+  const basePath = normalizeBasePath(options.basePath) ?? ''
+  const sessions = new Sessions({ path: `${basePath}/`, ...options.sessions })
+  if (sessions.ephemeralKey)
+    logger.warn(
+      { component: 'auth' },
+      'SECRET_KEY is not set: sessions use a random key and end when the tracker restarts',
+    )
+  const auth = new Auth({ db, clock, sessions })
+  await app.register(fastifyCookie)
   const PUBLIC = new Set(['/health', '/api-version', '/login'])
   app.addHook('onRequest', async (req, reply) => {
     const route = req.routeOptions.url
     // The dashboard bundle is public (its login page must load); unmatched paths get their 404.
     if (route === undefined || route === '/*' || PUBLIC.has(route)) return
-    // Cookie sessions arrive with the auth work; until then only internal trust (CONTRACT.md §5).
-    if (!isInternalRequest(req.socket.remoteAddress, req.headers))
-      return detail(reply, 401, 'Not authenticated')
+    // A session cookie or internal trust (CONTRACT.md §5); the admin routes want an admin.
+    const who = await auth.principal(req.socket.remoteAddress, req.headers)
+    if (who === undefined) return detail(reply, 401, 'Not authenticated')
+    req.principal = who
+    if (route.startsWith('/api-admin/') && !who.isAdmin)
+      return detail(reply, 403, 'Admin privileges required')
   })
   app.setErrorHandler((raw, req, reply) => {
     const invalid = validationDetail(raw, req)
@@ -210,6 +256,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
 
   // Event-loop delay is the first thing to look at when ingest or fan-out latency grows.
   const loopDelay = monitorEventLoopDelay({ resolution: 10 })
+  const inventoryProxy = newInventoryProxyStats()
   loopDelay.enable()
   const metrics = (): Record<string, unknown> => ({
     ...counters,
@@ -233,19 +280,40 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     event_loop_delay_p99_ms: loopDelay.percentile(99) / 1e6,
     event_loop_delay_max_ms: loopDelay.max / 1e6,
     timescale: schema?.timescale ?? null,
+    alerts: alerts.stats,
+    auth: authStats,
+    inventory_proxy: inventoryProxy,
   })
 
   app.get('/health', async () => ({ status: 'ok' }))
   app.get('/api-version', async () => ({ version: options.buildVersion ?? 'dev' }))
-  app.get('/metrics', async () => metrics())
+  registerMetricsRoutes(app, metrics)
+  const authStats = registerAuthApi(app, {
+    db,
+    clock,
+    logger,
+    auth,
+    limiter: new LoginLimiter(options.loginLimits),
+    basePath,
+    readOnly,
+  })
   registerReadApi(app, { db, clock, liveCache })
   registerStateApi(app, { db, clock, live })
+  await registerInventoryProxy(
+    app,
+    {
+      baseUrl: options.inventoryServiceUrl,
+      timeoutMs: options.inventoryTimeoutMs,
+      pluginSideEffects: options.pluginSideEffects ?? false,
+      logger,
+    },
+    inventoryProxy,
+  )
   app.get('/server-health', async () => serverHealth.current)
   if (options.staticDir === undefined) {
     app.setNotFoundHandler((_req, reply) => detail(reply, 404, 'Not Found'))
   } else {
-    await registerStaticBundle(app, options.staticDir)
-    app.setNotFoundHandler(spaFallback)
+    app.setNotFoundHandler(await registerStaticBundle(app, options.staticDir, { basePath: options.basePath }))
   }
 
   await app.ready()
@@ -259,6 +327,8 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     readOnly,
     secrets: { current: options.sharedSecret, legacy: options.sharedSecretLegacy },
     maxFrameBytes: options.maxFrameBytes ?? MAX_FRAME_BYTES,
+    authorizeBrowser: async (req) =>
+      (await auth.principal(req.socket.remoteAddress, req.headers)) !== undefined,
   })
 
   await liveCache.refresh()
@@ -287,6 +357,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
       retention?.stop()
       serverHealth.stop()
       await sockets.close()
+      await alerts.close()
       await app.close()
       await writer?.close()
       await db.end()

@@ -46,6 +46,17 @@ describe('death detection', () => {
     const s = new LiveState()
     expect(s.observeVitals('A', 5, { frame: { type: 'vitals' }, bytes: 20 }, 0)).toBeUndefined()
   })
+
+  it('keeps the last known vitae across vitals frames that carry none', () => {
+    const s = new LiveState()
+    const v = (vitae: number | null, at: number) =>
+      s.observeVitals('A', vitae, { frame: { type: 'vitals' }, bytes: 20 }, at)
+    expect(v(0, 0)).toBeUndefined()
+    expect(v(null, 1)).toBeUndefined()
+    expect(v(5, 2)?.vitae).toBe(5)
+    expect(v(null, 3)).toBeUndefined()
+    expect(s.observeVitals('B', 5, { frame: { type: 'vitals' }, bytes: 20 }, 4)).toBeUndefined()
+  })
 })
 
 describe('idle detection', () => {
@@ -58,6 +69,16 @@ describe('idle detection', () => {
     expect(s.observeVtState('A', 'Combat', 900_001)).toBeUndefined()
     expect(s.observeVtState('A', 'idle', 1_000_000)).toBeUndefined()
     expect(s.observeVtState('A', 'idle', 1_300_000)?.idle_since).toBe(1_000_000)
+  })
+
+  it('counts idle per character, and telemetry without a vt_state breaks the idle stretch', () => {
+    const s = new LiveState()
+    expect(s.observeVtState('A', 'idle', 0)).toBeUndefined()
+    expect(s.observeVtState('B', 'idle', 200_000)).toBeUndefined()
+    expect(s.observeVtState('A', null, 250_000)).toBeUndefined()
+    expect(s.observeVtState('A', 'idle', 300_000)).toBeUndefined()
+    expect(s.observeVtState('B', 'idle', 500_000)?.character_name).toBe('B')
+    expect(s.observeVtState('A', 'idle', 600_000)?.idle_since).toBe(300_000)
   })
 })
 

@@ -19,7 +19,7 @@ describe('counter records', () => {
       bumpBounded(r, key)
       bumpBounded(r, key)
     }
-    // What /metrics serves: every key an own number, none of them a function's source text.
+    // What /metrics.json serves: every key an own number, none of them a function's source text.
     expect(Object.entries(JSON.parse(JSON.stringify(r)) as object).sort()).toEqual([
       ['__proto__', 2],
       ['constructor', 2],

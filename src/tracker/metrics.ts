@@ -1,5 +1,5 @@
 /**
- * Counters the tracker exposes at `GET /metrics`, used by the harness for input accounting.
+ * Counters the tracker exposes at `GET /metrics.json` (and as Prometheus text at `GET /metrics`), used by the harness for input accounting.
  * Every keyed record has a null prototype: keys come from clients (`constructor`, `__proto__`
  * and `toString` are valid frame types), so they must never meet `Object.prototype`.
  */
@@ -62,7 +62,7 @@ export const MAX_COUNTED_TYPES = 256
 
 /**
  * Like {@link bump} for keys chosen by clients (frame types): a plugin inventing types cannot
- * grow the record, and so `/metrics`, without bound.
+ * grow the record, and so `/metrics.json` and `/metrics`, without bound.
  */
 export function bumpBounded(record: Record<string, number>, key: string): void {
   if (record[key] === undefined && Object.keys(record).length >= MAX_COUNTED_TYPES) key = '(other)'

@@ -23,7 +23,8 @@ export interface ServerHealth {
   server_name: string
   status: 'up' | 'down' | 'unknown'
   latency_ms: number | null
-  player_count: number
+  /** Null until a probe has run (none configured = never), as the primary answers. */
+  player_count: number | null
   last_check: string | null
 }
 
@@ -42,12 +43,15 @@ export class ServerHealthCheck {
       server_name: options.serverName,
       status: 'unknown',
       latency_ms: null,
-      player_count: 0,
+      player_count: null,
       last_check: null,
     }
   }
 
   get current(): ServerHealth {
+    // Without a probe URL the primary reports no player count (null), whatever is live; a row
+    // recorded earlier (`load`) is served as it was recorded.
+    if (this.#o.url === undefined) return { ...this.#current }
     return { ...this.#current, player_count: this.#o.playerCount() }
   }
 

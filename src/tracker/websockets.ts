@@ -9,7 +9,6 @@ import type { Ingest } from './ingest.ts'
 import type { LiveState } from './live-state.ts'
 import { bump, type IngestCounters } from './metrics.ts'
 import { type PluginSecrets, pluginAuthorized, presentedSecret } from './plugin-auth.ts'
-import { isInternalRequest } from './trust.ts'
 
 export interface WebSocketsOptions {
   logger: Logger
@@ -22,6 +21,8 @@ export interface WebSocketsOptions {
   secrets: PluginSecrets
   readOnly: boolean
   maxFrameBytes: number
+  /** Whether a `/ws/live` upgrade carries a session or internal trust (CONTRACT.md §3, §5). */
+  authorizeBrowser: (req: IncomingMessage) => Promise<boolean>
 }
 
 /** The WebSocket endpoints attached to a server. */
@@ -66,12 +67,24 @@ export function attachWebSockets(server: Server, o: WebSocketsOptions): WebSocke
           accepted(o, 'plugin_accept', (ws) => acceptPlugin(ws, req, o)),
         )
       } else if (path === '/ws/live') {
-        browsers.handleUpgrade(
-          req,
-          socket,
-          head,
-          accepted(o, 'browser_accept', (ws) => acceptBrowser(ws, socket, req, o)),
-        )
+        // The session is looked up before the handshake; a refusal is a 1008 close right after it.
+        // A reset while the lookup runs must not become an unhandled 'error' event.
+        const onEarlyError = (): void => void socket.destroy()
+        socket.on('error', onEarlyError)
+        o.authorizeBrowser(req)
+          .then((authorized) => {
+            socket.off('error', onEarlyError)
+            browsers.handleUpgrade(
+              req,
+              socket,
+              head,
+              accepted(o, 'browser_accept', (ws) => acceptBrowser(ws, socket, o, authorized)),
+            )
+          })
+          .catch((err: unknown) => {
+            o.faults.record('browser_upgrade', err)
+            socket.destroy()
+          })
       } else {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n')
       }
@@ -139,8 +152,8 @@ function acceptPlugin(ws: WebSocket, req: IncomingMessage, o: WebSocketsOptions)
   o.ingest.attach(ws, `p${nextConn++}`)
 }
 
-function acceptBrowser(ws: WebSocket, socket: Duplex, req: IncomingMessage, o: WebSocketsOptions): void {
-  if (!isInternalRequest(req.socket.remoteAddress, req.headers)) {
+function acceptBrowser(ws: WebSocket, socket: Duplex, o: WebSocketsOptions, authorized: boolean): void {
+  if (!authorized) {
     ws.close(CLOSE_POLICY, 'not authenticated')
     return
   }

@@ -1,14 +1,15 @@
 import { spawnSync } from 'node:child_process'
 
 /**
- * The Python that has Debian's `python3-websockets` (a pyenv shim on PATH may not): `$PYTHON`,
- * then `/usr/bin/python3`, then `python3`. Throws when none can import websockets.
+ * The Python that has Debian's packages (a pyenv shim on PATH may not): `$PYTHON`, then
+ * `/usr/bin/python3`, then `python3`, whichever imports every module named. Throws when none can.
  */
-export function findPython(): string {
+export function findPython(modules: readonly string[] = ['websockets']): string {
   const candidates = [process.env.PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => !!c)
   for (const candidate of candidates) {
-    const probe = spawnSync(candidate, ['-c', 'import websockets'], { stdio: 'ignore' })
+    const probe = spawnSync(candidate, ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore' })
     if (probe.status === 0) return candidate
   }
-  throw new Error('no python3 with websockets: apt-get install -y python3-websockets')
+  const packages = modules.map((m) => `python3-${m}`).join(' ')
+  throw new Error(`no python3 with ${modules.join(', ')}: apt-get install -y ${packages}`)
 }

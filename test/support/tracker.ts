@@ -97,20 +97,20 @@ export async function connectBrowser(wsUrl: string, headers: Record<string, stri
   }
 }
 
-/** Sends frames, then waits until the tracker has received `frames.length` more of them (its /metrics). */
+/** Sends frames, then waits until the tracker has received `frames.length` more of them (its /metrics.json). */
 export async function sendFrames(url: string, ws: WebSocket, frames: readonly unknown[]): Promise<void> {
   const before = (await waitForMetrics(url, () => true)).frames_received as number
   for (const f of frames) ws.send(typeof f === 'string' ? f : JSON.stringify(f))
   await waitForMetrics(url, (m) => m.frames_received >= before + frames.length)
 }
 
-/** Polls `/metrics` until `pred` holds. */
+/** Polls `/metrics.json` until `pred` holds. */
 export async function waitForMetrics(
   url: string,
   pred: (m: Record<string, any>) => boolean,
 ): Promise<Record<string, any>> {
   for (;;) {
-    const m = (await (await fetch(`${url}/metrics`)).json()) as Record<string, any>
+    const m = (await (await fetch(`${url}/metrics.json`)).json()) as Record<string, any>
     if (pred(m)) return m
     await new Promise((r) => setTimeout(r, 10))
   }

@@ -9,10 +9,7 @@ import { writeReports } from '../../compare/report.ts'
 import { loadRules, readJson } from '../../compare/rules.ts'
 import { runSweep, type SweepResult } from '../../compare/sweep.ts'
 import { watch } from '../../compare/watch.ts'
-import type { CliContext } from '../program.ts'
-
-/** Exit codes CI can use (issue 4 §7). */
-export const EXIT = { PARITY: 0, MISMATCH: 1, ERROR: 2 } as const
+import { type CliContext, EXIT, verdict } from '../program.ts'
 
 /** Parses `trust`, `cookie:name=value` or `login:user:password`. */
 export function parseAuth(spec: string | undefined): BackendAuth {
@@ -156,11 +153,9 @@ export function summarize(sweep: SweepResult): string[] {
   return lines
 }
 
-function exitFor(cmd: Command, verdict: SweepResult['verdict']): void {
-  if (verdict === 'mismatch')
-    cmd.error('parity: MISMATCH', { exitCode: EXIT.MISMATCH, code: 'overlord.mismatch' })
-  if (verdict === 'error')
-    cmd.error('parity: ERROR (a backend could not be read)', { exitCode: EXIT.ERROR, code: 'overlord.error' })
+function exitFor(result: SweepResult['verdict']): void {
+  if (result === 'mismatch') throw verdict('parity: MISMATCH', EXIT.MISMATCH)
+  if (result === 'error') throw verdict('parity: ERROR (a backend could not be read)', EXIT.ERROR)
 }
 
 async function gateStatus(opts: { reports: string; criteria: string; rules: string; waivers: string }) {
@@ -184,7 +179,7 @@ function printGate(ctx: CliContext, status: GateStatus): void {
 
 /** `sweep`, `watch`, `report`, `cutover status|declare` (issue 4 §7). */
 export function registerCompareCommands(program: Command, ctx: CliContext): void {
-  const sweepCmd = addCommon(program.command('sweep').description('compare primary and shadow once'), ctx)
+  addCommon(program.command('sweep').description('compare primary and shadow once'), ctx)
     .option('--json', 'print the whole sweep result as JSON')
     .action(async (opts: CommonOpts & { json?: boolean }) => {
       const { sweep, close } = await prepare(opts, ctx)
@@ -196,7 +191,7 @@ export function registerCompareCommands(program: Command, ctx: CliContext): void
         if (opts.json) ctx.out(JSON.stringify(result))
         for (const line of summarize(result)) ctx.out(line)
         ctx.out(`report: ${file}, ${join(opts.reports, 'report.html')}`)
-        exitFor(sweepCmd, result.verdict)
+        exitFor(result.verdict)
       } finally {
         await close()
       }
@@ -207,6 +202,10 @@ export function registerCompareCommands(program: Command, ctx: CliContext): void
     .option('--jitter <duration>', 'random ± offset per interval', '2s')
     .option('--duration <duration>', 'stop after this long (default: until cutover)')
     .action(async (opts: CommonOpts & { interval: string; jitter: string; duration?: string }) => {
+      // A bad duration is refused before either backend is touched.
+      const intervalMs = parseDuration(opts.interval)
+      const jitterMs = parseDuration(opts.jitter)
+      const durationMs = opts.duration === undefined ? undefined : parseDuration(opts.duration)
       const { sweep, close } = await prepare(opts, ctx)
       const abort = new AbortController()
       const onSignal = () => abort.abort()
@@ -216,9 +215,9 @@ export function registerCompareCommands(program: Command, ctx: CliContext): void
         const result = await watch({
           sweep,
           reportsDir: opts.reports,
-          intervalMs: parseDuration(opts.interval),
-          jitterMs: parseDuration(opts.jitter),
-          ...(opts.duration === undefined ? {} : { durationMs: parseDuration(opts.duration) }),
+          intervalMs,
+          jitterMs,
+          ...(durationMs === undefined ? {} : { durationMs }),
           signal: abort.signal,
           logger: ctx.logger,
           onSweep: (s, n) => {
@@ -256,47 +255,46 @@ export function registerCompareCommands(program: Command, ctx: CliContext): void
       .option('--criteria <file>', 'cutover criteria', 'compare/cutover.json')
       .option('--rules <file>', 'comparison rules', 'compare/rules.json')
       .option('--waivers <file>', 'waivers', 'compare/waivers.json')
-  const statusCmd = gateOptions(
-    cutover.command('status').description('go/no-go with each criterion and its evidence'),
+  gateOptions(cutover.command('status').description('go/no-go with each criterion and its evidence')).action(
+    async (opts: { reports: string; criteria: string; rules: string; waivers: string }) => {
+      const { status } = await gateStatus(opts)
+      printGate(ctx, status)
+      if (!status.go) throw verdict('cutover: NO-GO', EXIT.MISMATCH)
+    },
   )
-  statusCmd.action(async (opts: { reports: string; criteria: string; rules: string; waivers: string }) => {
-    const { status } = await gateStatus(opts)
-    printGate(ctx, status)
-    if (!status.go) statusCmd.error('cutover: NO-GO', { exitCode: EXIT.MISMATCH, code: 'overlord.nogo' })
-  })
-  const declareCmd = gateOptions(
+  gateOptions(
     cutover.command('declare').description('record the cutover, stop watchers, print the nginx flip'),
   )
     .requiredOption('--by <who>', 'who declares')
     .option('--force', 'declare even though the gate says no-go (recorded)')
-  declareCmd.action(
-    async (opts: {
-      reports: string
-      criteria: string
-      rules: string
-      waivers: string
-      by: string
-      force?: boolean
-    }) => {
-      const { status, criteria } = await gateStatus(opts)
-      printGate(ctx, status)
-      if (!status.go && !opts.force) {
-        declareCmd.error('cutover refused: the gate says NO-GO (use --force to override, recorded)', {
-          exitCode: EXIT.MISMATCH,
-          code: 'overlord.nogo',
+    .action(
+      async (opts: {
+        reports: string
+        criteria: string
+        rules: string
+        waivers: string
+        by: string
+        force?: boolean
+      }) => {
+        const { status, criteria } = await gateStatus(opts)
+        printGate(ctx, status)
+        if (!status.go && !opts.force) {
+          throw verdict(
+            'cutover refused: the gate says NO-GO (use --force to override, recorded)',
+            EXIT.MISMATCH,
+          )
+        }
+        const file = await declareCutover(opts.reports, {
+          declaredAt: new Date().toISOString(),
+          by: opts.by,
+          forced: !status.go,
+          status,
         })
-      }
-      const file = await declareCutover(opts.reports, {
-        declaredAt: new Date().toISOString(),
-        by: opts.by,
-        forced: !status.go,
-        status,
-      })
-      ctx.out(`cutover declared by ${opts.by}: ${file} (running watchers stop at their next sweep)`)
-      ctx.out('flip nginx to the shadow:')
-      for (const line of criteria.nginx.flip) ctx.out(`  ${line}`)
-      ctx.out('rollback:')
-      for (const line of criteria.nginx.rollback) ctx.out(`  ${line}`)
-    },
-  )
+        ctx.out(`cutover declared by ${opts.by}: ${file} (running watchers stop at their next sweep)`)
+        ctx.out('flip nginx to the shadow:')
+        for (const line of criteria.nginx.flip) ctx.out(`  ${line}`)
+        ctx.out('rollback:')
+        for (const line of criteria.nginx.rollback) ctx.out(`  ${line}`)
+      },
+    )
 }

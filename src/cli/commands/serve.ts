@@ -1,8 +1,9 @@
 import type { Command } from 'commander'
 import { ensureDatabase } from '../../db/pool.ts'
 import { buildTracker } from '../../tracker/build-tracker.ts'
+import { listenFailure } from '../listen-error.ts'
 import type { CliContext } from '../program.ts'
-import { trackerConfigFromEnv } from '../tracker-config.ts'
+import { DEFAULT_PORT, trackerConfigFromEnv } from '../tracker-config.ts'
 
 /** How long shutdown waits for queued writes before giving up on them. */
 const SHUTDOWN_GRACE_MS = 15_000
@@ -12,7 +13,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
   program
     .command('serve')
     .description('run the TypeScript tracker (configured by the legacy environment names, CONTRACT.md §9)')
-    .option('-p, --port <port>', 'listen port (default: $PORT or 8765)')
+    .option('-p, --port <port>', `listen port (default: $PORT or ${DEFAULT_PORT})`)
     .option('--host <host>', 'listen address (default: $HOST or 127.0.0.1)')
     .action(async (opts: { port?: string; host?: string }) => {
       const config = trackerConfigFromEnv({ ...ctx.env, ...(opts.port ? { PORT: opts.port } : {}) })
@@ -23,9 +24,15 @@ export function registerServe(program: Command, ctx: CliContext): void {
       if (config.tracker.sharedSecret === undefined)
         log.warn('SHARED_SECRET is not set: every plugin is refused')
       const tracker = await buildTracker({ ...config.tracker, logger: ctx.logger })
-      tracker.ingest.on('death', (e) => log.info({ event: e }, 'death detected (alert delivery not enabled)'))
-      tracker.ingest.on('idle', (e) => log.info({ event: e }, 'idle detected (alert delivery not enabled)'))
-      const url = await tracker.listen(config.port, opts.host ?? config.host)
+      const host = opts.host ?? config.host
+      let url: string
+      try {
+        url = await tracker.listen(config.port, host)
+      } catch (err) {
+        // The pool, timers and sockets would keep a process that has failed running: close them first.
+        await tracker.close()
+        throw listenFailure(err, { port: config.port, host }, { port: 'PORT/--port', host: 'HOST/--host' })
+      }
       log.info(
         { url, embedded: config.tracker.databaseUrl === undefined, readOnly: config.tracker.readOnly },
         'tracker listening',

@@ -6,6 +6,7 @@ import { buildInlineProxy } from '../../tee/inline-proxy.ts'
 import { buildMirrorReceiver, MIRROR_PATH } from '../../tee/mirror-receiver.ts'
 import { ShadowMirror } from '../../tee/shadow-mirror.ts'
 import { DEFAULT_SNAPSHOT_ENDPOINTS, SnapshotPoller } from '../../tee/snapshot-poller.ts'
+import { listenFailure } from '../listen-error.ts'
 import type { CliContext } from '../program.ts'
 import { parseDuration, parseListen, untilStopped } from './tee-options.ts'
 
@@ -95,7 +96,14 @@ async function runTee(
       ? buildInlineProxy({ primaryUrl: flags.primary as string, mirror, capture, clock, logger: log })
       : buildMirrorReceiver({ teeSecret: teeSecret as string, mirror, capture, logger: log })
   const { host, port } = parseListen(flags.listen)
-  const url = await server.listen(port, host)
+  let url: string
+  try {
+    url = await server.listen(port, host)
+  } catch (err) {
+    mirror?.shutdown()
+    await capture?.finish()
+    throw listenFailure(err, { port, host }, { port: '--listen', host: '--listen' })
+  }
   const endpoint =
     mode === 'proxy'
       ? `${url.replace('http', 'ws')}/ws/position`
