@@ -61,7 +61,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => inventoryService.listen(0, '127.0.0.1', r))
   serviceUrl = `http://127.0.0.1:${(inventoryService.address() as AddressInfo).port}`
   shadow = await startTracker({ inventoryServiceUrl: serviceUrl, inventoryTimeoutMs: 300 })
-  enabled = await startTracker({ inventoryServiceUrl: `${serviceUrl}/`, pluginSideEffects: true })
+  enabled = await startTracker({ inventoryServiceUrl: `${serviceUrl}/`, inventoryWritesEnabled: true })
 })
 afterAll(async () => {
   await shadow.close()

@@ -21,7 +21,7 @@ let t: RunningTracker
 beforeAll(async () => {
   await new Promise<void>((r) => inventoryService.listen(0, '127.0.0.1', r))
   const { port } = inventoryService.address() as AddressInfo
-  t = await startTracker({ inventoryServiceUrl: `http://127.0.0.1:${port}` })
+  t = await startTracker({ inventoryServiceUrl: `http://127.0.0.1:${port}`, inventoryWritesEnabled: true })
 })
 afterAll(async () => {
   await t.close()
@@ -43,6 +43,23 @@ describe('inventory forwarding (CONTRACT §7)', () => {
     ])
     expect(received.find((r) => r.path === '/inventory-delta')?.body).toEqual(delta)
     ws.close()
+  })
+
+  it('forwards nothing to a configured service unless writes are enabled (a shadow), counting it', async () => {
+    const { port } = inventoryService.address() as AddressInfo
+    const shadow = await startTracker({ inventoryServiceUrl: `http://127.0.0.1:${port}` })
+    try {
+      const before = received.length
+      const ws = await connectPlugin(shadow.wsUrl)
+      await sendFrames(shadow.url, ws, [{ type: 'full_inventory', character_name: 'Shadowed', items: [] }])
+      const m = await waitForMetrics(shadow.url, (x) => x.suppressed.inventory_forward === 1)
+      expect(m.inventory_forwarded).toBe(0)
+      // The decision is made as the frame is accepted: nothing was queued for the service.
+      expect(received.length).toBe(before)
+      ws.close()
+    } finally {
+      await shadow.close()
+    }
   })
 
   it('forwards nothing from a shadow without INVENTORY_SERVICE_URL, counting what it would have sent', async () => {

@@ -80,6 +80,7 @@ export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
       alertsEnabled,
       inventoryTimeoutMs: positiveMs(env.INVENTORY_TIMEOUT_MS, 'INVENTORY_TIMEOUT_MS'),
       pluginSideEffects: truthy(env.PLUGIN_SIDE_EFFECTS),
+      inventoryWritesEnabled: truthy(env.INVENTORY_WRITES_ENABLED),
       sessions: {
         secretKey: env.SECRET_KEY || undefined,
         cookieName: env.SESSION_COOKIE_NAME || undefined,

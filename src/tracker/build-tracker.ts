@@ -70,6 +70,11 @@ export interface TrackerOptions {
   /** Side effects towards plugins (commands, share relays); off by default: a shadow must not act (§10). */
   pluginSideEffects?: boolean
   inventoryServiceUrl?: string
+  /**
+   * Inventory writes (forwarded frames, non-GET `/inv/*`) reach `inventoryServiceUrl` only when
+   * true (`INVENTORY_WRITES_ENABLED`); reads are proxied either way (CONTRACT.md §10).
+   */
+  inventoryWritesEnabled?: boolean
   /** Discord webhook for death and idle alerts (`DISCORD_ACLOG_WEBHOOK`, CONTRACT.md §6). */
   discordWebhookUrl?: string
   /** Post alerts to it; off by default: a shadow only logs and counts them (§10). */
@@ -172,7 +177,12 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     graceMs: options.browserGraceMs,
     coalesceMs: options.browserCoalesceMs,
   })
-  const inventory = new InventoryForwarder({ baseUrl: options.inventoryServiceUrl, logger, counters })
+  const inventory = new InventoryForwarder({
+    baseUrl: options.inventoryServiceUrl,
+    enabled: options.inventoryWritesEnabled ?? false,
+    logger,
+    counters,
+  })
   const ingest = new Ingest({
     clock,
     logger,
@@ -304,7 +314,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     {
       baseUrl: options.inventoryServiceUrl,
       timeoutMs: options.inventoryTimeoutMs,
-      pluginSideEffects: options.pluginSideEffects ?? false,
+      writesEnabled: options.inventoryWritesEnabled ?? false,
       logger,
     },
     inventoryProxy,

@@ -6,6 +6,11 @@ import { bump, type IngestCounters } from './metrics.ts'
 export interface InventoryForwarderOptions {
   /** Base URL of the inventory service; undefined = forwarding off (counted as suppressed). */
   baseUrl: string | undefined
+  /**
+   * Post for real (`INVENTORY_WRITES_ENABLED`); otherwise a configured service only gets what a
+   * shadow would have sent counted as suppressed (CONTRACT.md §10: a URL alone is not consent).
+   */
+  enabled: boolean
   logger: Logger
   counters: IngestCounters
   maxInFlight?: number
@@ -35,8 +40,8 @@ export class InventoryForwarder {
 
   /** Queues one frame's raw text for forwarding. */
   forward(kind: keyof typeof PATHS, body: string): void {
-    const { counters, baseUrl, maxQueued } = this.#opts
-    if (baseUrl === undefined) {
+    const { counters, baseUrl, maxQueued, enabled } = this.#opts
+    if (baseUrl === undefined || !enabled) {
       bump(counters.suppressed, 'inventory_forward')
       return
     }

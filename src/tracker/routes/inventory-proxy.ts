@@ -13,7 +13,7 @@ export interface InventoryProxyOptions {
   /** Per upstream request: connect, response headers, and each gap in the body. */
   timeoutMs?: number
   /** Writes (non-safe methods through `/inv/*`) reach the service only when true (CONTRACT.md §10). */
-  pluginSideEffects: boolean
+  writesEnabled: boolean
   logger: Logger
 }
 
@@ -70,7 +70,7 @@ export async function registerInventoryProxy(
       stats.not_configured += 1
       return detail(reply, 503, 'Inventory service not configured')
     }
-    if (!READS.has(req.method) && !options.pluginSideEffects) {
+    if (!READS.has(req.method) && !options.writesEnabled) {
       stats.writes_refused += 1
       log.info({ method: req.method, path }, 'shadow: inventory write not sent')
       return detail(reply, 503, 'Inventory writes are disabled on this shadow tracker')
