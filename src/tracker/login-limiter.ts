@@ -27,7 +27,6 @@ export class LoginLimiter {
   readonly #windowMs: number
   readonly #addresses: LRUCache<string, Window>
   readonly #users: LRUCache<string, Window>
-  blocked = 0
 
   constructor(options: LoginLimiterOptions = {}) {
     this.#maxPerAddress = options.maxPerAddress ?? 20
@@ -44,7 +43,6 @@ export class LoginLimiter {
       this.#waitMs(this.#addresses.get(address), this.#maxPerAddress, nowMs),
       this.#waitMs(this.#users.get(username), this.#maxPerUser, nowMs),
     )
-    if (wait > 0) this.blocked += 1
     return Math.ceil(wait / 1000)
   }
 
