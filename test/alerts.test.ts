@@ -1,8 +1,6 @@
 import { once } from 'node:events'
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AlertStats } from '../src/tracker/alerts.ts'
 import type { TrackerOptions } from '../src/tracker/build-tracker.ts'
@@ -15,6 +13,7 @@ import {
   telemetry,
   waitForMetrics,
 } from './support/tracker.ts'
+import { captureLogs } from './support/logs.ts'
 
 /** The webhook token: it must never appear in a log line. */
 const TOKEN = 'sekrit-webhook-token'
@@ -90,22 +89,6 @@ function manualClock() {
       return this.t
     },
   }
-}
-
-/** Every pino line the tracker writes, parsed. */
-function captureLogs() {
-  const lines: Record<string, unknown>[] = []
-  const raw: string[] = []
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) {
-        raw.push(line)
-        lines.push(JSON.parse(line))
-      }
-      done()
-    },
-  })
-  return { logger: pino({ level: 'debug' }, stream), lines, raw }
 }
 
 const vitals = (character: string, vitae: number) => ({

@@ -1,21 +1,11 @@
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createUser } from '../src/db/users.ts'
 import { asUser, login, PROXIED } from './support/auth.ts'
 import { closeCode, connectBrowser, getJson, type RunningTracker, startTracker } from './support/tracker.ts'
+import { captureLogs } from './support/logs.ts'
 
 const KEY = 'test-secret-key'
-const logLines: Record<string, unknown>[] = []
-const logger = pino(
-  { level: 'info' },
-  new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line !== '') logLines.push(JSON.parse(line))
-      done()
-    },
-  }),
-)
+const { logger, lines: logLines } = captureLogs('info')
 
 let t: RunningTracker
 beforeAll(async () => {
@@ -223,16 +213,7 @@ describe('/api-admin/users (admin only)', () => {
 
 describe('without SECRET_KEY', () => {
   it('warns, and its sessions die with the process', async () => {
-    const lines: Record<string, unknown>[] = []
-    const capture = pino(
-      { level: 'warn' },
-      new Writable({
-        write(chunk, _e, done) {
-          lines.push(JSON.parse(String(chunk)))
-          done()
-        },
-      }),
-    )
+    const { logger: capture, lines } = captureLogs('warn')
     const first = await startTracker({ logger: capture })
     await createUser(first.tracker.db, { username: 'viewer', password: 'viewer-pw' })
     const { cookie } = await login(first.url, 'viewer', 'viewer-pw')

@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   closeCode,
@@ -12,6 +10,7 @@ import {
   telemetry,
   waitForMetrics,
 } from './support/tracker.ts'
+import { captureLogs } from './support/logs.ts'
 
 let t: RunningTracker
 beforeAll(async () => {
@@ -74,14 +73,8 @@ describe('bad frames', () => {
   })
 
   it('logs bad frames at a limited rate, as structured records', async () => {
-    const lines: Record<string, unknown>[] = []
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        lines.push(JSON.parse(String(chunk)))
-        done()
-      },
-    })
-    const logged = await startTracker({ logger: pino({ level: 'warn' }, sink) })
+    const { logger, lines } = captureLogs('warn')
+    const logged = await startTracker({ logger })
     try {
       const ws = await connectPlugin(logged.wsUrl)
       await sendFrames(

@@ -1,11 +1,10 @@
-import { Writable } from 'node:stream'
-import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createPool, type Db } from '../src/db/pool.ts'
 import { Persistence } from '../src/db/persistence.ts'
 import type { WriteOp } from '../src/db/write-ops.ts'
 import type { TelemetryRecord } from '../src/protocol/frames.ts'
 import { createTestDatabase, type TestDatabase } from './support/db.ts'
+import { captureLogs } from './support/logs.ts'
 
 // The decoder keeps what a column cannot hold away from the writer; these ops bypass it, standing
 // for whatever the database may still refuse (a constraint an operator added, a type we missed).
@@ -45,20 +44,9 @@ const row = (character: string, i: number, fields: Partial<TelemetryRecord> = {}
   ...fields,
 })
 
-function capturedLogger() {
-  const lines: Record<string, unknown>[] = []
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line))
-      done()
-    },
-  })
-  return { logger: pino({ level: 'info' }, sink), lines }
-}
-
 describe('a batch the database refuses', () => {
   it('keeps every valid op of it: 1 000 valid rows and kills land, each refused op is counted, logs stay few', async () => {
-    const { logger, lines } = capturedLogger()
+    const { logger, lines } = captureLogs('info')
     const writer = new Persistence({ db, logger, useCopy: true, batchSize: 500 })
     let validKills = 0
     for (let i = 0; i < 1_000; i++) {
