@@ -40,8 +40,15 @@ beforeAll(async () => {
       session_id: 'a1',
       stats: { kills: 3, damage: { fire: 12.5 } },
     },
-    { type: 'quest', character_name: 'Zed', quest_name: 'Stipend', countdown: '2h' },
-    { type: 'quest', character_name: 'Amy', quest_name: 'Colo', countdown: 'ready' },
+    // Zed's client clock is 20 s slow: last_updated is the frame's own instant, as the primary stamps it.
+    {
+      type: 'quest',
+      character_name: 'Zed',
+      quest_name: 'Stipend',
+      countdown: '2h',
+      timestamp: '2026-11-24T21:08:53.032121Z',
+    },
+    { type: 'quest', character_name: 'Amy', quest_name: 'Colo', countdown: 'ready', timestamp: 'soon' },
     // Discovered out of the /portals order, which is by name, then ns, then ew.
     { type: 'portal', character_name: 'Amy', portal_name: 'Town', ns: 1.04, ew: 2.01, z: 0, timestamp: now },
     { type: 'portal', character_name: 'Zed', portal_name: 'Annex', ns: 9, ew: 9, z: 0, timestamp: now },
@@ -105,6 +112,9 @@ describe('state routes (CONTRACT §4)', () => {
       ['Amy', 'Colo', 'ready'],
       ['Zed', 'Stipend', '2h'],
     ])
+    expect(quests[1].last_updated).toBe('2026-11-24T21:08:53.032121+00:00')
+    // An unparsable quest timestamp falls back to the receive time; the frame is kept.
+    expect(Math.abs(Date.parse(quests[0].last_updated) - Date.now())).toBeLessThan(60_000)
     const portals = (await getJson(`${t.url}/portals`)).body.portals
     expect(portals[0]).toEqual({
       portal_name: 'Annex',

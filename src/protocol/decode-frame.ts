@@ -60,7 +60,7 @@ export type DecodedFrame =
   | (Named & { kind: 'spawn'; row: SpawnRow })
   | (Named & { kind: 'rare'; row: RareRow })
   | (Named & { kind: 'combat_stats'; sessionId: string | null; stats: unknown; at: Micros })
-  | (Named & { kind: 'quest'; questName: string; countdown: unknown })
+  | (Named & { kind: 'quest'; questName: string; countdown: unknown; at: Micros })
   | (Named & { kind: 'equipment_cantrip_state' | 'nearby_objects' })
   | (MaybeNamed & { kind: 'dungeon_map'; landblock: string | null })
   | (MaybeNamed & { kind: 'full_inventory' | 'inventory_delta' | 'chat' | 'share' | 'other' })
@@ -280,6 +280,9 @@ function typed(kind: string, wireType: string, raw: RawFrame, receivedAt: Micros
         kind: 'quest',
         questName: storableText(raw.quest_name as string),
         countdown: raw.countdown,
+        // CONTRACT.md §4 /quest-status: the frame's own timestamp, the receive time when it is
+        // absent or unparsable (a quest is never refused for its timestamp).
+        at: parseInstant(raw.timestamp) ?? receivedAt,
       }
     case 'equipment_cantrip_state':
     case 'nearby_objects':

@@ -138,7 +138,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         live.nearby.set(frame.character, kept(frame, text))
         break
       case 'quest':
-        live.observeQuest(frame.character, frame.questName, frame.countdown, text.length, nowMs)
+        live.observeQuest(frame.character, frame.questName, frame.countdown, text.length, frame.at)
         break
       case 'portal':
         writer?.enqueue({ kind: 'portal', row: frame.row })

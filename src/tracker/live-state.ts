@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { RawFrame } from '../protocol/decode-frame.ts'
+import type { Micros } from '../protocol/time.ts'
 
 /** Death alerts are at most one per character per 5 minutes (CONTRACT.md §6). */
 export const DEATH_ALERT_INTERVAL_MS = 5 * 60_000
@@ -40,7 +41,8 @@ export interface KeptFrame {
 
 /** One character's quests: latest countdown per quest name, and the frame bytes they hold. */
 export interface CharacterQuests {
-  byName: Map<string, { countdown: unknown; last_updated: number; bytes: number }>
+  /** `last_updated`: the quest frame's own instant (CONTRACT.md §4), in microseconds. */
+  byName: Map<string, { countdown: unknown; last_updated: Micros; bytes: number }>
   bytes: number
 }
 
@@ -149,7 +151,13 @@ export class LiveState {
     return { character_name: character, idle_since: track.since, at: now }
   }
 
-  observeQuest(character: string, questName: string, countdown: unknown, bytes: number, now: number): void {
+  observeQuest(
+    character: string,
+    questName: string,
+    countdown: unknown,
+    bytes: number,
+    at: Micros,
+  ): void {
     const entry = this.quests.get(character) ?? { byName: new Map(), bytes: 0 }
     const previous = entry.byName.get(questName)
     if (previous !== undefined) {
@@ -160,7 +168,7 @@ export class LiveState {
       entry.bytes -= kept.bytes
       entry.byName.delete(oldest)
     }
-    entry.byName.set(questName, { countdown, last_updated: now, bytes })
+    entry.byName.set(questName, { countdown, last_updated: at, bytes })
     entry.bytes += bytes
     this.quests.set(character, entry)
   }

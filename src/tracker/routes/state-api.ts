@@ -48,7 +48,7 @@ export function registerStateApi(app: FastifyInstance, o: StateApiOptions): void
           character_name,
           quest_name,
           countdown: q.countdown,
-          last_updated: formatInstant(msToMicros(q.last_updated)),
+          last_updated: formatInstant(q.last_updated),
         })
       }
     }
