@@ -3,7 +3,7 @@ import { loadManifest, type Manifest } from '../compare/manifest.ts'
 import { normalize as normalizeDoc } from '../compare/normalize.ts'
 import { type CompareRules, findWaiver, loadRules } from '../compare/rules.ts'
 import { formatInstant, parseInstant } from '../protocol/time.ts'
-import type { RecordedResponse } from '../tee/capture-format.ts'
+import type { RecordedResponse } from '../capture/format.ts'
 
 /** One place where a replayed response differs from the recorded one. */
 export interface Difference {

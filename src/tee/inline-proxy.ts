@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import WebSocket, { WebSocketServer } from 'ws'
 import { coerceError } from '../protocol/errors.ts'
 import type { Clock } from '../protocol/time.ts'
-import type { CaptureWriter } from './capture-writer.ts'
+import type { CaptureWriter } from '../capture/writer.ts'
 import type { ShadowMirror } from './shadow-mirror.ts'
 import { listenUrl } from './listen.ts'
 

@@ -151,13 +151,7 @@ export class LiveState {
     return { character_name: character, idle_since: track.since, at: now }
   }
 
-  observeQuest(
-    character: string,
-    questName: string,
-    countdown: unknown,
-    bytes: number,
-    at: Micros,
-  ): void {
+  observeQuest(character: string, questName: string, countdown: unknown, bytes: number, at: Micros): void {
     const entry = this.quests.get(character) ?? { byName: new Map(), bytes: 0 }
     const previous = entry.byName.get(questName)
     if (previous !== undefined) {

@@ -10,8 +10,8 @@ import {
   type CaptureEvent,
   type CaptureHeader,
   type RecordedResponse,
-} from './capture-format.ts'
-import { TEE_ERR_CAPTURE } from './capture-format.ts'
+} from './format.ts'
+import { TEE_ERR_CAPTURE } from './format.ts'
 import { Redactor, safeUrl } from './redact.ts'
 
 export interface CaptureWriterOptions {

@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { request } from 'undici'
-import type { CaptureWriter } from './capture-writer.ts'
+import type { CaptureWriter } from '../capture/writer.ts'
 import { FleetConnections, type FleetStats } from './fleet-runner.ts'
 import type { FleetModel } from './fleet-model.ts'
-import { takeSnapshot } from './snapshot-poller.ts'
+import { takeSnapshot } from '../capture/snapshots.ts'
 
 /** The primary a simulation is recorded against, running on the same virtual clock as the tee. */
 export interface RecordedPrimary {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
 import { request } from 'undici'
 import { coerceError } from '../protocol/errors.ts'
-import type { RecordedResponse } from './capture-format.ts'
+import type { RecordedResponse } from './format.ts'
 
 /** The primary's read endpoints a capture samples by default (CONTRACT.md §4). */
 export const DEFAULT_SNAPSHOT_ENDPOINTS = [

@@ -1,12 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { gunzipSync } from 'node:zlib'
 import { OverlordError } from '../protocol/errors.ts'
-import {
-  CAPTURE_FORMAT,
-  type CaptureEvent,
-  type CaptureHeader,
-  TEE_ERR_CAPTURE,
-} from '../tee/capture-format.ts'
+import { CAPTURE_FORMAT, type CaptureEvent, type CaptureHeader, TEE_ERR_CAPTURE } from './format.ts'
 
 /** A capture loaded in memory: header and events in recorded order. */
 export interface Capture {
