@@ -95,7 +95,7 @@ describe.concurrent('a mistake is one human line on stderr, exit 2', () => {
     const backends = ['--primary', 'http://127.0.0.1:9', '--shadow', 'http://127.0.0.1:9']
     const run = await overlord(['watch', ...backends, '--reports', reports, '--interval', 'soon'])
     expect(run.code).toBe(2)
-    expectOneHumanLine(expect, run, 'overlord-ts: bad duration soon')
+    expectOneHumanLine(expect, run, 'overlord-ts: bad duration: soon (use 500ms, 10s, 5m, 1h or 2d)')
   })
 
   it('sweep with a rules file that does not exist', async ({ expect }) => {

@@ -1,3 +1,4 @@
+import { pick } from '../util/json-path.ts'
 import { request } from 'undici'
 import type { BackendClient } from './poller.ts'
 
@@ -31,15 +32,6 @@ export interface AccountingOptions {
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null)
-
-/** `a.b.c` into a parsed JSON object. */
-const pick = (value: unknown, path: string): unknown =>
-  path
-    .split('.')
-    .reduce<unknown>(
-      (v, k) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[k] : undefined),
-      value,
-    )
 
 /** Reads the counters; a missing source yields nulls (reported), never an exception. */
 export async function readAccounting(options: AccountingOptions): Promise<Accounting> {

@@ -1,3 +1,4 @@
+import { summarize } from '../util/quantile.ts'
 import pg from 'pg'
 
 /** Read-only connections to `dereth` (primary) and `dereth_ts` (shadow). */
@@ -165,8 +166,6 @@ async function teeLag(
     const at = primaryAt.get(`${String(r.character_name)}|${String(r.ts)}`)
     if (at !== undefined) lags.push(Number(r.r) - at)
   }
-  lags.sort((a, b) => a - b)
-  if (lags.length === 0) return { samples: 0, p50: null, p95: null, max: null }
-  const q = (x: number) => lags[Math.min(lags.length - 1, Math.floor(x * lags.length))]!
-  return { samples: lags.length, p50: q(0.5), p95: q(0.95), max: lags.at(-1)! }
+  const { samples, p50, p95, max } = summarize(lags)
+  return { samples, p50, p95, max }
 }

@@ -1,3 +1,4 @@
+import { pick } from '../util/json-path.ts'
 import { ERR, OverlordError } from '../protocol/errors.ts'
 import { formatInstant, msToMicros } from '../protocol/time.ts'
 import { readJson } from './rules.ts'
@@ -58,9 +59,7 @@ export function expandCharacters(path: string, characters: readonly string[]): s
 
 /** Character names found in a response body (`players[].character_name` by default). */
 export function charactersIn(body: unknown, manifest: Manifest): string[] {
-  const list = manifest.characters.path
-    .split('.')
-    .reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], body)
+  const list = pick(body, manifest.characters.path)
   if (!Array.isArray(list)) return []
   return list
     .map((p) => (p as Record<string, unknown> | null)?.[manifest.characters.field])

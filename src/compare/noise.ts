@@ -1,3 +1,5 @@
+import { pick } from '../util/json-path.ts'
+import { quantile } from '../util/quantile.ts'
 import { parseInstant } from '../protocol/time.ts'
 import { compareDocs } from './diff.ts'
 import type { NormalizedDoc } from './normalize.ts'
@@ -215,9 +217,6 @@ export interface LagStats {
   maxMs: number | null
 }
 
-const quantile = (sorted: readonly number[], q: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-
 /**
  * Measures the lag on the probe of `rules.lag` (by default each `/live` player's `timestamp`):
  * per entity in both documents, the primary's instant minus the shadow's, floored at zero.
@@ -228,8 +227,7 @@ export function measureLag(
   entities: string,
   field: string,
 ): LagStats {
-  const at = (doc: NormalizedDoc): unknown =>
-    entities.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | null)?.[k], doc.value)
+  const at = (doc: NormalizedDoc): unknown => pick(doc.value, entities)
   const p = at(first)
   const s = at(shadow)
   const samples: number[] = []
@@ -245,8 +243,8 @@ export function measureLag(
   if (samples.length === 0) return { samples: 0, p50Ms: null, p95Ms: null, maxMs: null }
   return {
     samples: samples.length,
-    p50Ms: quantile(samples, 0.5),
-    p95Ms: quantile(samples, 0.95),
+    p50Ms: quantile(samples, 0.5)!,
+    p95Ms: quantile(samples, 0.95)!,
     maxMs: samples[samples.length - 1]!,
   }
 }

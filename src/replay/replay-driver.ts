@@ -1,3 +1,4 @@
+import { sendableClose } from '../util/close-codes.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
@@ -54,13 +55,6 @@ export interface ReplayResult {
   mismatched: number
   equal: boolean
 }
-
-const sendableClose = (code: number): number =>
-  code === 1000 ||
-  (code >= 1001 && code <= 1014 && code !== 1005 && code !== 1006) ||
-  (code >= 3000 && code < 5000)
-    ? code
-    : 1000
 
 /**
  * Feeds a capture into a fresh tracker on virtual time: each recorded plugin connection becomes a

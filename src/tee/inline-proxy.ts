@@ -1,3 +1,4 @@
+import { isSendableClose } from '../util/close-codes.ts'
 import { createServer, type IncomingMessage, type Server, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
@@ -51,12 +52,6 @@ const HOP_HEADERS = new Set([
   'content-length',
   'transfer-encoding',
 ])
-
-/** RFC 6455 §7.4.1: codes that may not appear in a close frame are mirrored as a plain close. */
-const sendable = (code: number): boolean =>
-  code === 1000 ||
-  (code >= 1001 && code <= 1014 && code !== 1005 && code !== 1006) ||
-  (code >= 3000 && code < 5000)
 
 let nextConn = 1
 
@@ -202,7 +197,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
       }
       // Mirror the primary's close to the plugin (a 1008 refusal stays a 1008).
       if (plugin.readyState === WebSocket.OPEN) {
-        if (sendable(code)) plugin.close(code, reason)
+        if (isSendableClose(code)) plugin.close(code, reason)
         else plugin.terminate()
       }
     })
@@ -243,7 +238,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
           o.mirror?.close(conn, code)
           o.capture?.close(conn, code)
           if (upstream.readyState === WebSocket.OPEN) {
-            if (sendable(code)) upstream.close(code, reason)
+            if (isSendableClose(code)) upstream.close(code, reason)
             else upstream.terminate()
           } else if (upstream.readyState === WebSocket.CONNECTING) upstream.terminate()
         })

@@ -1,3 +1,4 @@
+import { sendableClose } from '../util/close-codes.ts'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
 import { coerceError } from '../protocol/errors.ts'
@@ -22,13 +23,6 @@ export interface ShadowLinkOptions {
 
 const CLOSE_NORMAL = 1000
 const HEALTHY_LIFETIME_MS = 2_000
-/** RFC 6455 §7.4.1: 1005/1006 (and 1015) are reserved and may not be sent in a close frame. */
-const sendableCode = (code: number): number =>
-  code === 1000 ||
-  (code >= 1001 && code <= 1014 && code !== 1005 && code !== 1006) ||
-  (code >= 3000 && code < 5000)
-    ? code
-    : CLOSE_NORMAL
 
 /**
  * One plugin connection as the shadow sees it: a WebSocket opened with the shadow's secret, frames
@@ -89,7 +83,7 @@ export class ShadowLink {
   /** Mirrors the plugin's disconnect: flushes what is queued if the socket is up, then closes. */
   close(code = CLOSE_NORMAL): void {
     if (this.#done) return
-    this.#closing = sendableCode(code)
+    this.#closing = sendableClose(code)
     const ws = this.#ws
     if (ws === undefined || ws.readyState !== WebSocket.CONNECTING) this.#finish()
   }

@@ -1,3 +1,4 @@
+import { parseDuration } from '../../util/duration.ts'
 import { join } from 'node:path'
 import { type Command, Option } from 'commander'
 import { ERR, OverlordError } from '../../protocol/errors.ts'
@@ -24,14 +25,6 @@ export function parseAuth(spec: string | undefined): BackendAuth {
     ERR.CMP_RULES,
     `bad auth spec ${spec.split(':')[0]}: use trust, cookie:name=value or login:user:password`,
   )
-}
-
-/** Parses `500ms`, `10s`, `5m`, `24h` or plain milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim())
-  if (m === null) throw new OverlordError(ERR.CMP_RULES, `bad duration ${text}`)
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 'ms'] ?? 1
-  return Number(m[1]) * unit
 }
 
 interface CommonOpts {

@@ -1,12 +1,6 @@
 import { ERR, OverlordError } from '../../protocol/errors.ts'
 
-/** `250ms`, `30s`, `5m`, `1h` or plain milliseconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(text.trim())
-  if (m === null) throw new OverlordError(ERR.CONFIG, `bad duration: ${text}`)
-  const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h']
-  return Number(m[1]) * scale
-}
+export { parseDuration } from '../../util/duration.ts'
 
 /** `host:port`, `:port` or `port`. */
 export function parseListen(text: string): { host: string; port: number } {
