@@ -4,6 +4,7 @@ import pino from 'pino'
 import { request } from 'undici'
 import { loadManifest, type Manifest, parseManifest } from '../src/compare/manifest.ts'
 import { BackendClient } from '../src/compare/poller.ts'
+import type { ReadHistory } from '../src/compare/history.ts'
 import { type CompareRules, loadRules, parseRules, readJson, type Waiver } from '../src/compare/rules.ts'
 import { runSweep, type SweepEvent, type SweepResult } from '../src/compare/sweep.ts'
 import type { TrackerOptions } from '../src/tracker/build-tracker.ts'
@@ -108,6 +109,8 @@ export async function sweepOnce(
     rules?: CompareRules
     manifest?: Manifest
     onEvent?: (e: SweepEvent) => void | Promise<void>
+    /** Earlier reads, kept across sweeps as `watch` keeps them. */
+    history?: ReadHistory
   } = {},
 ): Promise<SweepResult> {
   const primary = new BackendClient({ side: 'primary', url: primaryUrl, logger: silent })
@@ -120,6 +123,7 @@ export async function sweepOnce(
       manifest: options.manifest ?? (await projectManifest()),
       logger: silent,
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+      ...(options.history === undefined ? {} : { history: options.history }),
     })
   } finally {
     await Promise.all([primary.close(), shadow.close()])

@@ -4,7 +4,7 @@ import pino from 'pino'
 import { describe, expect, it } from 'vitest'
 import { readCapture } from '../src/capture/reader.ts'
 import { replayCapture } from '../src/replay/replay-driver.ts'
-import { loadEngineComparer } from '../src/replay/snapshot-compare.ts'
+import { loadJudge } from '../src/replay/snapshot-compare.ts'
 import { VirtualClock } from '../src/replay/virtual-clock.ts'
 import { SECRET, startTracker } from './support/tracker.ts'
 
@@ -25,7 +25,7 @@ describe('committed fixtures replay equal to their recorded primary (comparison 
       try {
         const result = await replayCapture({
           capture,
-          compare: await loadEngineComparer(join(import.meta.dirname, '..', 'compare')),
+          judge: await loadJudge(join(import.meta.dirname, '..', 'compare')),
           logger,
           target: { baseUrl: tracker.url, secret: SECRET, clock, settle: () => tracker.tracker.settle() },
         })

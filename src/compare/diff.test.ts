@@ -9,7 +9,7 @@ const rules = parseRules({
     live: {
       keys: { 'body.players': ['character_name'] },
       ordered: ['body.players'],
-      fields: { 'body.players[].timestamp': { toleranceMs: 500 } },
+      fields: { 'body.players[].timestamp': { toleranceMs: 500, reason: 'test: clocks apart' } },
     },
     portals: { keys: { 'body.portals': ['ns', 'ew'] } },
   },

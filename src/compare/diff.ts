@@ -1,5 +1,6 @@
 import { diff, type IChange } from 'json-diff-ts'
 import { parseInstant } from '../protocol/time.ts'
+import { INSTANT_SHAPE } from './equality.ts'
 import type { NormalizedDoc } from './normalize.ts'
 import { childPath, childSignature } from './normalize.ts'
 import type { CompareRules, EndpointRules, FieldRule } from './rules.ts'
@@ -12,8 +13,6 @@ export interface DiffOutcome {
   /** Leaf updates that the numeric or timestamp tolerance absorbed. */
   tolerated: number
 }
-
-const INSTANT_SHAPE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/
 
 function kindOf(v: unknown): string {
   if (v === null) return 'null'

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_CRITERIA, evaluateGate, parseCriteria } from './gate.ts'
-import type { LedgerEntry } from './ledger.ts'
+import { DEFAULT_CRITERIA, evaluateGate, gateLines, parseCriteria } from './gate.ts'
+import type { LedgerCluster, LedgerEntry } from './ledger.ts'
 
 const NOW = Date.parse('2026-11-22T12:00:00Z')
 
 function entry(
   minutesAgo: number,
-  endpoints: { name: string; clean: boolean; hard?: number }[],
+  endpoints: { name: string; clean: boolean; hard?: number; clusters?: LedgerCluster[] }[],
   db?: number,
 ): LedgerEntry {
   const e: LedgerEntry = {
@@ -25,7 +25,7 @@ function entry(
       noise: 0,
       explained: 0,
       errors: 0,
-      clusters: [],
+      clusters: x.clusters ?? [],
     })),
     errors: 0,
     waived: {},
@@ -44,13 +44,101 @@ describe('cutover gate', () => {
     expect(status.go).toBe(true)
   })
 
-  it('says no-go with too few sweeps', () => {
+  it('says no-go with too few sweeps, as one criterion rather than one per endpoint', () => {
     const status = evaluateGate(cleanRun.slice(0, 9), [], criteria, NOW)
     expect(status.go).toBe(false)
+    expect(status.reasons).toEqual(['9 of the 10 sweeps required in the last 24 h'])
+    expect(status.criteria.filter((c) => !c.ok)).toEqual([
+      expect.objectContaining({ id: 'sweeps', figure: '9 sweeps', evidence: 'first s60, last s68' }),
+    ])
     expect(status.criteria.find((c) => c.id === 'clean-rate:live')).toMatchObject({
-      ok: false,
-      figure: '100.000 % of 9 sweeps',
+      ok: true,
+      figure: '100 % of 9 sweeps',
     })
+  })
+
+  it('with 6 sweeps of 16 endpoints and 1 000 required, leads with the sweep count and prints it once', () => {
+    const names = Array.from({ length: 16 }, (_, i) => `ep${String(i).padStart(2, '0')}`)
+    const six = Array.from({ length: 6 }, (_, i) =>
+      entry(
+        10 + i,
+        names.map((name) => ({ name, clean: true })),
+        0,
+      ),
+    )
+    const status = evaluateGate(six, [], DEFAULT_CRITERIA, NOW)
+    expect(status.go).toBe(false)
+    expect(status.reasons).toEqual(['6 of the 1 000 sweeps required in the last 24 h'])
+    const lines = gateLines(status)
+    expect(lines[0]).toBe('cutover: NO-GO — 6 of the 1 000 sweeps required in the last 24 h')
+    expect(lines.filter((l) => l.includes('FAIL'))).toEqual([
+      '  FAIL at least 1 000 sweeps of every endpoint in the last 24 h: 6 sweeps — first s10, last s15',
+    ])
+    expect(lines).toContain('  ok   clean rate holds on 16 of 16 endpoints')
+  })
+
+  it('lists only the endpoints below the clean rate, with their first and last unclean sweeps', () => {
+    const run = [
+      ...cleanRun,
+      entry(50, [{ name: 'live', clean: false }], 0),
+      entry(40, [{ name: 'live', clean: true }], 0),
+      entry(30, [{ name: 'live', clean: false }], 0),
+    ].map((e) => ({ ...e, endpoints: [...e.endpoints, { ...e.endpoints[0]!, name: 'stats', clean: true }] }))
+    const status = evaluateGate(run, [], criteria, NOW)
+    expect(status.go).toBe(false)
+    expect(status.reasons).toEqual(['live clean 84.615 % (needs 90 %)'])
+    const lines = gateLines(status)
+    expect(lines[0]).toBe('cutover: NO-GO — live clean 84.615 % (needs 90 %)')
+    expect(lines.filter((l) => l.includes('FAIL'))).toEqual([
+      '  FAIL live clean in at least 90 % of sweeps: 84.615 % of 13 sweeps — 2 unclean, first s50, last s30',
+    ])
+    expect(lines.some((l) => l.includes('stats'))).toBe(false)
+    expect(lines).toContain('  ok   clean rate holds on 1 of 2 endpoints')
+  })
+
+  it('fails a field that is noise in 3 of 100 sweeps against a 1 % maximum, and names it', () => {
+    const kills: LedgerCluster = { signature: 'players[].kills', class: 'value', status: 'noise', count: 1 }
+    const run = Array.from({ length: 100 }, (_, i) =>
+      entry(100 - i, [{ name: 'live', clean: true, clusters: i % 33 === 5 ? [kills] : [] }], 0),
+    )
+    const strict = parseCriteria({ minSweeps: 100, maxFieldNoiseRate: 0.01 })
+    const status = evaluateGate(run, [], strict, NOW)
+    expect(status.go).toBe(false)
+    expect(status.reasons).toEqual(['live players[].kills noise in 3 of 100 sweeps (3 %, max 1 %)'])
+    expect(status.criteria.find((c) => c.id === 'field-noise')).toMatchObject({
+      ok: false,
+      evidence: 'live players[].kills 3 of 100',
+    })
+    expect(status.fieldNoise[0]).toMatchObject({
+      endpoint: 'live',
+      signature: 'players[].kills',
+      sweeps: 100,
+      noise: 3,
+      mismatch: 0,
+      noiseRate: 0.03,
+      firstNoise: 's95',
+      lastNoise: 's29',
+    })
+    expect(gateLines(status)).toContain(
+      '       live players[].kills: noise in 3 of 100 sweeps (3 %), explained in 0, mismatch in 0',
+    )
+    // Each sweep decided "noise" on its own; only the ledger shows the field is noisy too often.
+    expect(status.criteria.filter((c) => c.id.startsWith('clean-rate:')).every((c) => c.ok)).toBe(true)
+
+    const once = run.map((e, i) =>
+      i % 33 === 5 && i > 5 ? entry(100 - i, [{ name: 'live', clean: true }], 0) : e,
+    )
+    expect(evaluateGate(once, [], strict, NOW).go).toBe(true)
+  })
+
+  it('says go in one line with the figures that justify it', () => {
+    const status = evaluateGate(cleanRun, [], criteria, NOW)
+    expect(status.go).toBe(true)
+    expect(gateLines(status)).toEqual([
+      'cutover: GO — 10 sweeps in the last 24 h (needs 10); 1 endpoint clean >= 90 % (worst live 100 %); ' +
+        'no hard mismatch in the last 6 h; no field was noise; database within 0.1 % (worst 0 %); ' +
+        'no expired waiver',
+    ])
   })
 
   it('tolerates an unclean sweep within the clean rate, but not a recent hard mismatch', () => {

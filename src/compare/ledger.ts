@@ -5,6 +5,22 @@ import type { DiffClass } from './types.ts'
 
 export const LEDGER_FILE = 'ledger.ndjson'
 
+/** Clusters kept per endpoint in a ledger line, so a bad sweep cannot bloat the ledger. */
+export const LEDGER_CLUSTERS = 25
+
+/** One diff cluster of one endpoint in one sweep. */
+export interface LedgerCluster {
+  signature: string
+  class: DiffClass
+  status: string
+  count: number
+  /**
+   * The share of the signature's observations in the sweep that differed this way; absent from
+   * lines written before it was recorded (unknown).
+   */
+  rate?: number
+}
+
 /** One line of the append-only ledger: what the gate and the trend charts need from a sweep. */
 export interface LedgerEntry {
   id: string
@@ -22,7 +38,9 @@ export interface LedgerEntry {
     noise: number
     explained: number
     errors: number
-    clusters: { signature: string; class: DiffClass; status: string; count: number }[]
+    clusters: LedgerCluster[]
+    /** Clusters left out past {@link LEDGER_CLUSTERS}; absent from older lines (unknown). */
+    clustersDropped?: number
   }[]
   errors: number
   waived: Record<string, number>
@@ -30,7 +48,7 @@ export interface LedgerEntry {
   accounting?: { lostInTransit: number | null; notApplied: number | null }
 }
 
-/** The ledger line of a sweep (clusters capped so a bad sweep cannot bloat the ledger). */
+/** The ledger line of a sweep (clusters capped at {@link LEDGER_CLUSTERS}, the count left out kept). */
 export function toLedgerEntry(sweep: SweepResult): LedgerEntry {
   const waived: Record<string, number> = {}
   for (const w of sweep.waivers) if (w.suppressed > 0) waived[w.id] = w.suppressed
@@ -50,12 +68,16 @@ export function toLedgerEntry(sweep: SweepResult): LedgerEntry {
       noise: e.noise,
       explained: e.explained,
       errors: e.errors,
-      clusters: e.clusters.slice(0, 25).map(({ signature, class: cls, status, count }) => ({
-        signature,
-        class: cls,
-        status,
-        count,
-      })),
+      clusters: e.clusters
+        .slice(0, LEDGER_CLUSTERS)
+        .map(({ signature, class: cls, status, count, rate }) => ({
+          signature,
+          class: cls,
+          status,
+          count,
+          rate,
+        })),
+      clustersDropped: Math.max(0, e.clusters.length - LEDGER_CLUSTERS),
     })),
     errors: sweep.errors.length,
     waived,

@@ -1,3 +1,5 @@
+import type { DatabaseParity, ParityCheck } from './db-parity.ts'
+import { type FieldNoise, fieldNoise } from './field-noise.ts'
 import type { GateStatus } from './gate.ts'
 import type { LedgerEntry } from './ledger.ts'
 import type { SweepResult } from './sweep.ts'
@@ -29,6 +31,8 @@ export interface ReportData {
   buckets: string[]
   clusters: Cluster[]
   worstFields: { signature: string; mismatches: number; endpoints: string[] }[]
+  /** Noise, explanations and mismatches per endpoint and field over the whole ledger, worst first. */
+  fieldNoise: FieldNoise[]
   latest: SweepResult | undefined
   gate: GateStatus | undefined
 }
@@ -127,7 +131,33 @@ export function buildReportData(
       .map(([signature, f]) => ({ signature, mismatches: f.mismatches, endpoints: [...f.endpoints].sort() }))
       .sort((a, b) => b.mismatches - a.mismatches)
       .slice(0, 20),
+    fieldNoise: fieldNoise(entries),
     latest,
     gate,
   }
 }
+
+/** The database checks a report lists: the failing ones, then a few of the others, each capped. */
+export interface DatabaseChecks {
+  failing: ParityCheck[]
+  others: ParityCheck[]
+  /** Checks left out by the caps (all of them are in the sweep's JSON file). */
+  omittedFailing: number
+  omittedOthers: number
+}
+
+/** Splits a sweep's database checks into failing and passing, in the sweep's order, capped. */
+export function databaseChecks(database: DatabaseParity, maxFailing = 200, maxOthers = 20): DatabaseChecks {
+  const failing = database.checks.filter((c) => !c.ok)
+  const others = database.checks.filter((c) => c.ok)
+  return {
+    failing: failing.slice(0, maxFailing),
+    others: others.slice(0, maxOthers),
+    omittedFailing: Math.max(0, failing.length - maxFailing),
+    omittedOthers: Math.max(0, others.length - maxOthers),
+  }
+}
+
+/** A check's row: its character, or its time bucket; empty for a table-wide figure. */
+export const checkRow = (c: ParityCheck): string =>
+  c.key !== undefined ? c.key : c.bucket !== undefined ? `@${c.bucket}` : ''

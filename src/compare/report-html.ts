@@ -1,4 +1,7 @@
+import type { DatabaseParity, ParityCheck } from './db-parity.ts'
+import { count, percent } from './figures.ts'
 import type { ReportData } from './report-data.ts'
+import { checkRow, databaseChecks } from './report-data.ts'
 
 const esc = (v: unknown): string =>
   String(v).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;')
@@ -53,6 +56,57 @@ function sparkline(series: readonly number[]): string {
   return `<svg class="sparkline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}">${bars}</svg>`
 }
 
+/** A value for a table cell: JSON, capped, escaped; absent (no row) shown as a dash. */
+function shortJson(v: unknown): string {
+  const s = v === undefined ? '—' : JSON.stringify(v)
+  return esc(s.length > 200 ? `${s.slice(0, 197)}…` : s)
+}
+
+const text = (v: unknown): string => (v === undefined || v === null ? '' : esc(v))
+
+function checkTable(id: string, checks: readonly ParityCheck[]): string {
+  const rows = checks.map(
+    (c) =>
+      `<tr data-ok="${c.ok}"><td>${text(c.table ?? c.name)}</td><td><code>${text(c.column)}</code></td><td>${text(checkRow(c))}</td><td><code>${text(c.path)}</code></td><td><code>${shortJson(c.primary)}</code></td><td><code>${shortJson(c.shadow)}</code></td><td class="${c.ok ? 'ok' : 'bad'}">${text(c.detail ?? (c.ok ? 'equal' : ''))}</td></tr>`,
+  )
+  return `<table id="${id}"><tr><th>table</th><th>column</th><th>row</th><th>path</th><th>primary</th><th>shadow</th><th>how</th></tr>
+${rows.join('\n')}</table>`
+}
+
+/** The database checks of the latest sweep: every failing one (capped), then the first few others. */
+function databaseTables(d: DatabaseParity, sweepId: string): string {
+  const picked = databaseChecks(d)
+  const parts = ['<h3>Database checks</h3>']
+  if (picked.failing.length === 0) parts.push('<p>No failing check.</p>')
+  else parts.push('<h4>Failing</h4>', checkTable('database-failing', picked.failing))
+  if (picked.omittedFailing > 0) {
+    parts.push(`<p>… and ${picked.omittedFailing} more failing checks in sweep-${esc(sweepId)}.json.</p>`)
+  }
+  if (picked.others.length > 0) {
+    const total = picked.others.length + picked.omittedOthers
+    parts.push(
+      `<h4>Passing (${picked.others.length} of ${total})</h4>`,
+      checkTable('database-passing', picked.others),
+    )
+  }
+  return parts.join('\n')
+}
+
+/** Noise by field over the whole ledger, worst first: a field noisy one sweep in 200 shows here. */
+function fieldNoiseTable(data: ReportData): string {
+  const head = '<h2>Noise by field (whole ledger)</h2>'
+  if (data.fieldNoise.length === 0) return `${head}<p>None.</p>`
+  const rows = data.fieldNoise.slice(0, 100).map((f) => {
+    const atLeast = f.incomplete > 0 ? '≥ ' : ''
+    const peak = f.peakNoiseShare === null ? '—' : percent(f.peakNoiseShare, 'up')
+    return `<tr><td>${esc(f.endpoint)}</td><td><code>${esc(f.signature)}</code></td><td>${count(f.sweeps)}</td><td>${atLeast}${count(f.noise)}</td><td>${atLeast}${count(f.explained)}</td><td>${atLeast}${count(f.mismatch)}</td><td>${atLeast}${percent(f.noiseRate, 'up')}</td><td>${peak}</td><td>${esc(f.lastNoise ?? '—')}</td></tr>`
+  })
+  const more = data.fieldNoise.length > 100 ? `<p>… and ${data.fieldNoise.length - 100} more fields.</p>` : ''
+  return `${head}<p>In how many of its endpoint's sweeps each field was noise, explained or a mismatch; "peak" is the largest share of its values that were noise in one sweep; ≥ marks counts from capped ledger lines.</p>
+<table id="field-noise"><tr><th>endpoint</th><th>field</th><th>sweeps</th><th>noise</th><th>explained</th><th>mismatch</th><th>noise rate</th><th>peak</th><th>last noise</th></tr>
+${rows.join('\n')}</table>${more}`
+}
+
 /**
  * The human report as one self-contained HTML page: inline CSS and SVG, no script, and a CSP that
  * forbids every network load, so it opens from disk and shows the same thing anywhere.
@@ -77,7 +131,7 @@ code{font-size:12px}.ok{color:#2a7}.bad{color:#c33}.charts{display:flex;flex-wra
   )
   if (gate !== undefined) {
     parts.push(
-      `<h2>Cutover gate: <span id="gate" class="${gate.go ? 'ok' : 'bad'}">${gate.go ? 'GO' : 'NO-GO'}</span></h2><table><tr><th>criterion</th><th>ok</th><th>figure</th><th>evidence</th></tr>`,
+      `<h2>Cutover gate: <span id="gate" class="${gate.go ? 'ok' : 'bad'}">${gate.go ? 'GO' : 'NO-GO'}</span></h2><p id="gate-reasons">${esc(gate.reasons.join('; '))}.</p><table><tr><th>criterion</th><th>ok</th><th>figure</th><th>evidence</th></tr>`,
     )
     for (const c of gate.criteria) {
       parts.push(
@@ -113,9 +167,10 @@ code{font-size:12px}.ok{color:#2a7}.bad{color:#c33}.charts{display:flex;flex-wra
       )
     parts.push('</ol>')
   }
+  parts.push(fieldNoiseTable(data))
   if (latest !== undefined) {
     parts.push(`<h2>Latest sweep <code>${esc(latest.id)}</code></h2><p>${latest.characters} characters, ${latest.requests} requests in ${latest.durationMs} ms.
-Lag p50 ${esc(latest.lag.p50Ms ?? '—')} ms, p95 ${esc(latest.lag.p95Ms ?? '—')} ms, max ${esc(latest.lag.maxMs ?? '—')} ms (${latest.lag.samples} samples); read gap p50 ${esc(latest.lag.readGapMs.p50 ?? '—')} ms.</p>`)
+Lag p50 ${esc(latest.lag.p50Ms ?? '—')} ms, p95 ${esc(latest.lag.p95Ms ?? '—')} ms, max ${esc(latest.lag.maxMs ?? '—')} ms (${esc(latest.lag.behind)} entities behind, ${esc(latest.lag.ahead)} ahead, ${esc(latest.lag.paired)} compared at the same frame); read gap p50 ${esc(latest.lag.readGapMs.p50 ?? '—')} ms.</p>`)
     if (latest.accounting !== undefined) {
       const a = latest.accounting
       parts.push(
@@ -127,6 +182,7 @@ Lag p50 ${esc(latest.lag.p50Ms ?? '—')} ms, p95 ${esc(latest.lag.p95Ms ?? '—
       parts.push(
         `<p>Database parity: worst ${pct(d.worstRelDiff)} over ${d.checks.length} checks; tee lag p95 ${esc(d.teeLagMs.p95 ?? '—')} ms.</p>`,
       )
+      parts.push(databaseTables(d, latest.id))
     }
     if (latest.errors.length > 0) {
       parts.push('<h3>Errors</h3><ul id="errors">')

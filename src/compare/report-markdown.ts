@@ -1,9 +1,65 @@
+import type { DatabaseParity, ParityCheck } from './db-parity.ts'
+import { count, percent } from './figures.ts'
 import type { ReportData } from './report-data.ts'
+import { checkRow, databaseChecks } from './report-data.ts'
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`
 const cell = (v: unknown) => {
   const s = v === undefined ? '—' : JSON.stringify(v)
   return (s.length > 60 ? `${s.slice(0, 57)}…` : s).replaceAll('|', '\\|')
+}
+
+/** Text for a table cell: `|` escaped, line breaks flattened, absent shown as empty. */
+const text = (v: unknown) =>
+  v === undefined || v === null ? '' : String(v).replaceAll('|', '\\|').replace(/\s+/g, ' ')
+
+function checkTable(checks: readonly ParityCheck[]): string[] {
+  const lines = ['| table | column | row | path | primary | shadow | how |', '|---|---|---|---|---|---|---|']
+  for (const c of checks) {
+    const path = c.path ? `\`${text(c.path)}\`` : ''
+    lines.push(
+      `| ${text(c.table ?? c.name)} | ${text(c.column)} | ${text(checkRow(c))} | ${path} | ${cell(c.primary)} | ${cell(c.shadow)} | ${text(c.detail ?? (c.ok ? 'equal' : ''))} |`,
+    )
+  }
+  return lines
+}
+
+/** The database checks of the latest sweep: every failing one (capped), then the first few others. */
+function databaseTables(d: DatabaseParity, sweepId: string): string[] {
+  const picked = databaseChecks(d)
+  const lines = ['', '### Database checks', '']
+  if (picked.failing.length === 0) lines.push('No failing check.')
+  else lines.push('Failing:', '', ...checkTable(picked.failing))
+  if (picked.omittedFailing > 0) {
+    lines.push('', `… and ${picked.omittedFailing} more failing checks in sweep-${sweepId}.json.`)
+  }
+  if (picked.others.length > 0) {
+    const total = picked.others.length + picked.omittedOthers
+    lines.push('', `Passing (${picked.others.length} of ${total}):`, '', ...checkTable(picked.others))
+  }
+  return lines
+}
+
+/** Noise by field over the whole ledger, worst first: a field noisy one sweep in 200 shows here. */
+function fieldNoiseTable(data: ReportData): string[] {
+  const lines = ['', '## Noise by field (whole ledger)', '']
+  if (data.fieldNoise.length === 0) return [...lines, 'None.']
+  lines.push(
+    'In how many of its endpoint\'s sweeps each field was noise, explained or a mismatch; "peak" is the ' +
+      'largest share of its values that were noise in one sweep; ≥ marks counts from capped ledger lines.',
+    '',
+    '| endpoint | field | sweeps | noise | explained | mismatch | noise rate | peak | last noise |',
+    '|---|---|---|---|---|---|---|---|---|',
+  )
+  const esc = (v: string) => v.replaceAll('|', '\\|')
+  for (const f of data.fieldNoise.slice(0, 50)) {
+    const atLeast = f.incomplete > 0 ? '≥ ' : ''
+    lines.push(
+      `| ${esc(f.endpoint)} | \`${esc(f.signature)}\` | ${count(f.sweeps)} | ${atLeast}${count(f.noise)} | ${atLeast}${count(f.explained)} | ${atLeast}${count(f.mismatch)} | ${atLeast}${percent(f.noiseRate, 'up')} | ${f.peakNoiseShare === null ? '—' : percent(f.peakNoiseShare, 'up')} | ${f.lastNoise ?? '—'} |`,
+    )
+  }
+  if (data.fieldNoise.length > 50) lines.push('', `… and ${data.fieldNoise.length - 50} more fields.`)
+  return lines
 }
 
 /** The human report as Markdown (for a PR comment or a terminal pager). */
@@ -21,6 +77,7 @@ export function renderMarkdown(data: ReportData): string {
   )
   if (data.gate !== undefined) {
     lines.push('', `## Cutover gate: ${data.gate.go ? 'GO' : 'NO-GO'}`, '')
+    lines.push(`${data.gate.reasons.join('; ')}.`, '')
     lines.push('| criterion | ok | figure | evidence |', '|---|---|---|---|')
     for (const c of data.gate.criteria) {
       lines.push(
@@ -47,13 +104,14 @@ export function renderMarkdown(data: ReportData): string {
   if (data.worstFields.length === 0) lines.push('None.')
   for (const f of data.worstFields)
     lines.push(`- \`${f.signature}\`: ${f.mismatches} mismatches (${f.endpoints.join(', ')})`)
+  lines.push(...fieldNoiseTable(data))
   const latest = data.latest
   if (latest !== undefined) {
     lines.push('', `## Latest sweep ${latest.id}: ${latest.verdict}`, '')
     lines.push(
       `${latest.characters} characters, ${latest.requests} requests in ${latest.durationMs} ms. ` +
         `Lag p50 ${latest.lag.p50Ms ?? '—'} ms, p95 ${latest.lag.p95Ms ?? '—'} ms, max ${latest.lag.maxMs ?? '—'} ms ` +
-        `(${latest.lag.samples} samples); read gap p50 ${latest.lag.readGapMs.p50 ?? '—'} ms.`,
+        `(${latest.lag.behind} entities behind, ${latest.lag.ahead} ahead, ${latest.lag.paired} compared at the same frame); read gap p50 ${latest.lag.readGapMs.p50 ?? '—'} ms.`,
     )
     if (latest.accounting !== undefined) {
       const a = latest.accounting
@@ -69,9 +127,7 @@ export function renderMarkdown(data: ReportData): string {
         '',
         `Database parity: worst ${pct(d.worstRelDiff)} over ${d.checks.length} checks; tee lag p95 ${d.teeLagMs.p95 ?? '—'} ms.`,
       )
-      for (const c of d.checks.filter((x) => !x.ok).slice(0, 20)) {
-        lines.push(`- ${c.name}: primary ${c.primary}, shadow ${c.shadow}`)
-      }
+      lines.push(...databaseTables(d, latest.id))
     }
     if (latest.errors.length > 0) {
       lines.push('', '### Errors', '')

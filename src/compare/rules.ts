@@ -15,6 +15,27 @@ export interface FieldRule {
   monotonic?: boolean
   /** How far a monotonic value may trail the primary's first read and still be explained by lag. */
   maxLead?: number
+  /** Why this field is not compared exactly: required with any tolerance or allowance (issue 9 §7). */
+  reason?: string
+}
+
+/**
+ * How an entity names its frame: the field holding the frame's own instant, and optionally an archive
+ * kind: every primary read of that kind (`telemetry`: `/live` players, `/stats` latest snapshots) is
+ * kept by character and instant, so a shadow entity at a frame no read of its own endpoint showed
+ * is still compared, field by field, with the primary's copy of that frame.
+ */
+export interface FrameRule {
+  field: string
+  archive?: string
+}
+
+/** A time series keyed by group and instant (`/trails`, `/history`): rows past the other side's ends are lag. */
+export interface SeriesRule {
+  /** The field that groups rows (a character). */
+  by: string
+  /** The row's own instant. */
+  time: string
 }
 
 /** The rules of one endpoint (keyed by the manifest's endpoint name). */
@@ -24,6 +45,15 @@ export interface EndpointRules {
   /** Keyed arrays whose order is part of the contract; a different order is an `order` difference. */
   ordered?: readonly string[]
   fields?: Record<string, FieldRule>
+  /**
+   * Frame identity (issue 9 §1): path → the field that names the plugin frame a value was copied from
+   * (the client `timestamp`). For a keyed array each entity is paired with the primary read that shows
+   * the same frame; for an object (`body.latest_snapshot`) the whole document is. Only values that
+   * describe the same frame are compared; an entity at another frame is lag, measured, not a mismatch.
+   */
+  frames?: Record<string, FrameRule>
+  /** Keyed arrays that are time series: a row newer or older than every row of its group on the other side is lag or the window's edge. */
+  series?: Record<string, SeriesRule>
 }
 
 /** A deliberate, temporary acceptance of a difference. Only waivers may silence a field. */
@@ -46,8 +76,12 @@ export interface CompareRules {
   lag: {
     /** Lag assumed for lead allowances when none could be measured. */
     assumedMs: number
-    /** Where the lag is measured: per entity, primary timestamp minus shadow timestamp. */
-    probe?: { endpoint: string; entities: string; field: string }
+    /** The horizon: a shadow further behind than this (or a read older than it) is not explained as lag. */
+    maxMs: number
+    /** How far an uncached counter of the shadow may run ahead of the primary (the primary's write delay). */
+    aheadMs: number
+    /** Earlier reads of each URL kept per side to pair frames and explain lag. */
+    history: number
   }
   endpoints: Record<string, EndpointRules>
   waivers: readonly Waiver[]
@@ -187,8 +221,37 @@ export function parseRules(raw: unknown, rawWaivers: unknown = []): CompareRules
       if (!isObject(e.fields)) fail(`endpoints.${name}.fields must be an object`)
       for (const [path, rule] of Object.entries(e.fields as object)) {
         if (!isObject(rule)) fail(`endpoints.${name}.fields.${path} must be an object`)
+        const r = rule as Record<string, unknown>
         for (const k of ['abs', 'rel', 'toleranceMs', 'maxLead']) {
-          num((rule as Record<string, unknown>)[k], `endpoints.${name}.fields.${path}.${k}`, 0)
+          num(r[k], `endpoints.${name}.fields.${path}.${k}`, 0)
+        }
+        const allowance = ['abs', 'rel', 'toleranceMs', 'maxLead'].some((k) => Number(r[k] ?? 0) > 0)
+        if ((allowance || r.monotonic === true) && (typeof r.reason !== 'string' || r.reason.trim() === '')) {
+          fail(`endpoints.${name}.fields.${path}: a tolerance or monotonic allowance needs a "reason"`)
+        }
+      }
+    }
+    if (e.frames !== undefined) {
+      if (!isObject(e.frames)) fail(`endpoints.${name}.frames must be an object`)
+      const frames = e.frames as Record<string, unknown>
+      for (const [path, raw] of Object.entries(frames)) {
+        const rule = typeof raw === 'string' ? { field: raw } : raw
+        const ok =
+          isObject(rule) &&
+          typeof rule.field === 'string' &&
+          rule.field !== '' &&
+          (rule.archive === undefined || typeof rule.archive === 'string') &&
+          !path.includes('[')
+        if (!ok) fail(`endpoints.${name}.frames.${path} must name a frame field of a top-level array or object`)
+        frames[path] = rule
+      }
+    }
+    if (e.series !== undefined) {
+      if (!isObject(e.series)) fail(`endpoints.${name}.series must be an object`)
+      for (const [path, rule] of Object.entries(e.series as object)) {
+        const r = rule as Record<string, unknown> | null
+        if (!isObject(r) || typeof r.by !== 'string' || typeof r.time !== 'string') {
+          fail(`endpoints.${name}.series.${path} needs "by" and "time" field names`)
         }
       }
     }
@@ -200,7 +263,6 @@ export function parseRules(raw: unknown, rawWaivers: unknown = []): CompareRules
     if (ids.has(w.id)) fail(`duplicate waiver id ${w.id}`)
     ids.add(w.id)
   }
-  const probe = lag.probe
   return {
     defaults: {
       abs: num(d.abs, 'defaults.abs', 0),
@@ -210,7 +272,9 @@ export function parseRules(raw: unknown, rawWaivers: unknown = []): CompareRules
     severity,
     lag: {
       assumedMs: num(lag.assumedMs, 'lag.assumedMs', 2_000),
-      probe: isObject(probe) ? (probe as CompareRules['lag']['probe']) : undefined,
+      maxMs: num(lag.maxMs, 'lag.maxMs', 60_000),
+      aheadMs: num(lag.aheadMs, 'lag.aheadMs', 1_000),
+      history: Math.max(1, Math.floor(num(lag.history, 'lag.history', 6))),
     },
     endpoints: endpoints as Record<string, EndpointRules>,
     waivers,

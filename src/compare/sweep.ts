@@ -7,12 +7,13 @@ import type { DatabaseParity, DbParityOptions } from './db-parity.ts'
 import { checkDatabases } from './db-parity.ts'
 import type { EndpointSpec, Manifest } from './manifest.ts'
 import { charactersIn, expandCharacters, expandTime } from './manifest.ts'
+import { ReadHistory } from './history.ts'
 import { normalize } from './normalize.ts'
-import type { InstanceTriage, LagStats } from './noise.ts'
-import { measureLag, settleEndpoint, triageInstance } from './noise.ts'
 import type { BackendClient, ReadResult } from './poller.ts'
 import type { CompareRules } from './rules.ts'
 import { isExpired } from './rules.ts'
+import type { InstanceReads, InstanceTriage, LagSample, LagStats } from './triage.ts'
+import { framesIn, lagStats, settleEndpoint, triageInstance } from './triage.ts'
 import type { DiffClass, TriagedDifference } from './types.ts'
 import { DIFF_CLASSES } from './types.ts'
 
@@ -37,6 +38,9 @@ export interface EndpointReport {
   explained: number
   tolerated: number
   errors: number
+  /** Entities (or documents) compared at the same frame, and the lag of those that were not. */
+  paired: number
+  lag: LagStats
   waived: Record<string, number>
   byClass: Record<DiffClass, number>
   /** Differences grouped by path signature and class (the cluster key), worst first. */
@@ -58,6 +62,7 @@ export interface SweepResult {
   verdict: Verdict
   characters: number
   requests: number
+  /** Lag over every frame-paired endpoint: measured and reported, never a mismatch (issue 9 §1). */
   lag: LagStats & { assumedMs: number; readGapMs: { p50: number | null; max: number | null } }
   endpoints: EndpointReport[]
   errors: SweepError[]
@@ -93,6 +98,8 @@ export interface SweepOptions {
   /** Input accounting: the tee's metrics URL (optional); the shadow's `/metrics.json` is always read. */
   teeMetricsUrl?: string
   database?: DbParityOptions
+  /** Earlier reads per URL (watch keeps one across sweeps); a fresh one when absent. */
+  history?: ReadHistory
   now?: () => number
 }
 
@@ -177,45 +184,62 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
     triplesBy.get(spec.name)!.push({ url, triple })
   })
 
-  // Lag first: it sets how far a monotonic counter may trail.
-  let lag: LagStats = { samples: 0, p50Ms: null, p95Ms: null, maxMs: null }
-  const probe = rules.lag.probe
-  const probeSpec = manifest.endpoints.find((e) => e.name === probe?.endpoint)
-  const probeRead = probeSpec === undefined ? undefined : triplesBy.get(probeSpec.name)?.[0]?.triple
-  if (probe !== undefined && probeRead?.first.ok && probeRead.shadow.ok) {
-    const epRules = rules.endpoints[probe.endpoint]
-    lag = measureLag(
-      normalize({ body: probeRead.first.body }, epRules),
-      normalize({ body: probeRead.shadow.body }, epRules),
-      probe.entities,
-      probe.field,
-    )
-  }
-  const lagMs = lag.p95Ms ?? rules.lag.assumedMs
-
+  const history = options.history ?? new ReadHistory({ perUrl: rules.lag.history, maxAgeMs: rules.lag.maxMs })
   const waivedTotal: Record<string, number> = {}
   const endpoints: EndpointReport[] = []
-  for (const spec of manifest.endpoints) {
+  const allLag: LagSample[] = []
+  let allPaired = 0
+  // The character endpoint first: its measured lag sets how far a monotonic counter may trail.
+  let lagMs = rules.lag.assumedMs
+  let behind = false
+  // Every read normalized first, and the primary's frames archived, so a shadow entity can be
+  // paired with the primary's copy of its frame from any endpoint of this sweep (or a recent one).
+  const order = [charSpec, ...manifest.endpoints.filter((e) => e !== charSpec)]
+  const readsBy = new Map<string, InstanceReads[]>()
+  for (const spec of order) {
+    const endpointRules = rules.endpoints[spec.name]
+    const list: InstanceReads[] = []
+    for (const { url, triple } of triplesBy.get(spec.name) ?? []) {
+      const { first, shadow: s, second } = triple
+      if (!first.ok || !s.ok || !second.ok) continue
+      const reads: InstanceReads = {
+        url,
+        first: normalize(docOf(spec, first), endpointRules),
+        shadow: normalize(docOf(spec, s), endpointRules),
+        second: normalize(docOf(spec, second), endpointRules),
+        gapMs: second.startedAt - first.startedAt,
+        at: s.startedAt,
+        history: history.of(url),
+        frame: (kind, key) => history.frame(kind, key, started),
+      }
+      for (const [doc, at] of [
+        [reads.first, first.startedAt],
+        [reads.second, second.startedAt],
+      ] as const) {
+        for (const f of framesIn(doc, endpointRules)) history.keepFrame(f.kind, f.key, at, f.value)
+      }
+      list.push(reads)
+    }
+    readsBy.set(spec.name, list)
+  }
+  for (const spec of order) {
     const endpointRules = rules.endpoints[spec.name]
     const instances: InstanceTriage[] = []
     const entries = triplesBy.get(spec.name) ?? []
-    for (const { url, triple } of entries) {
-      const { first, shadow: s, second } = triple
-      if (!first.ok || !s.ok || !second.ok) continue
+    for (const reads of readsBy.get(spec.name) ?? []) {
       instances.push(
-        triageInstance(
-          {
-            url,
-            first: normalize(docOf(spec, first), endpointRules),
-            shadow: normalize(docOf(spec, s), endpointRules),
-            second: normalize(docOf(spec, second), endpointRules),
-            gapMs: second.startedAt - first.startedAt,
-          },
-          { endpoint: spec.name, rules, endpointRules, nowMs: started, lagMs },
-        ),
+        triageInstance(reads, { endpoint: spec.name, rules, endpointRules, nowMs: started, lagMs, behind }),
       )
+      history.push(reads.url, 'primary', { at: reads.at! - 1, doc: reads.first })
+      history.push(reads.url, 'primary', { at: reads.at! + reads.gapMs, doc: reads.second })
+      history.push(reads.url, 'shadow', { at: reads.at!, doc: reads.shadow })
     }
     const settled = settleEndpoint(instances, rules)
+    const endpointLag = lagStats(settled.lag, settled.paired)
+    allLag.push(...settled.lag)
+    allPaired += settled.paired
+    if (spec === charSpec && endpointLag.p95Ms !== null) lagMs = Math.max(lagMs, endpointLag.p95Ms)
+    if (spec === charSpec) behind = endpointLag.behind > 0
     const errorCount = errors.filter((e) => e.endpoint === spec.name).length
     const mismatches = settled.differences.filter((d) => d.status === 'mismatch')
     const byClass = Object.fromEntries(DIFF_CLASSES.map((c) => [c, 0])) as Record<DiffClass, number>
@@ -253,6 +277,8 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
       explained: settled.explained,
       tolerated: settled.tolerated,
       errors: errorCount,
+      paired: settled.paired,
+      lag: endpointLag,
       waived: settled.waived,
       byClass,
       clusters: [...clusterMap.values()].sort((a, b) => b.count - a.count),
@@ -287,6 +313,8 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
     }
   }
 
+  history.prune(started - rules.lag.maxMs)
+  const lag = lagStats(allLag, allPaired)
   const finished = now()
   gaps.sort((a, b) => a - b)
   const anyMismatch = endpoints.some((e) => e.mismatches > 0) || database?.withinTolerance === false

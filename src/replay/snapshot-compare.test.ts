@@ -1,79 +1,83 @@
 import { describe, expect, it } from 'vitest'
 import { parseManifest } from '../compare/manifest.ts'
 import { parseRules } from '../compare/rules.ts'
-import { compareResponse, engineComparer, normalize } from './snapshot-compare.ts'
+import { SnapshotJudge } from './snapshot-compare.ts'
 
-describe('snapshot comparison', () => {
-  it('treats equal instants in any ISO spelling as equal', () => {
-    expect(normalize({ t: '2026-11-22T08:10:02.120Z' })).toEqual({ t: '2026-11-22T08:10:02.120000+00:00' })
-    expect(
-      compareResponse(
-        {
-          status: 200,
-          body: { players: [{ timestamp: '2026-11-22T08:10:02Z', kills_per_hour: 0.1 + 0.2 }] },
-        },
-        { status: 200, body: { players: [{ timestamp: '2026-11-22T08:10:02+00:00', kills_per_hour: 0.3 }] } },
-      ),
-    ).toEqual([])
-  })
-
-  it('reports status, value and list-length differences with their paths', () => {
-    const d = compareResponse(
-      { status: 200, body: { players: [{ kills: 1 }, { kills: 2 }] } },
-      { status: 404, body: { players: [{ kills: 3 }] } },
-    )
-    expect(d).toEqual([
-      { path: '$status', expected: 200, actual: 404 },
-      { path: '$.players.length', expected: 2, actual: 1 },
-      { path: '$.players[0].kills', expected: 1, actual: 3 },
-    ])
-  })
+const manifest = parseManifest({
+  endpoints: [
+    { name: 'live', path: '/live' },
+    { name: 'stats', path: '/stats/{character}' },
+    { name: 'api-version', path: '/api-version', compare: 'status' },
+  ],
 })
+const rules = parseRules({
+  endpoints: {
+    live: { keys: { 'body.players': ['character_name'] }, frames: { 'body.players': 'timestamp' } },
+    stats: {
+      fields: {
+        'body.latest_snapshot.kills_per_hour': { abs: 0.5, reason: 'test: a computed rate' },
+      },
+    },
+  },
+})
+const T = Date.UTC(2026, 10, 22, 8, 0, 0)
+const live = (players: Record<string, unknown>[]) => ({ status: 200, body: { players } })
 
-describe('engine comparer', () => {
-  const rules = parseRules({
-    defaults: { abs: 1e-6, rel: 1e-9, toleranceMs: 0 },
-    lag: { assumedMs: 0 },
-    endpoints: { stats: { fields: { 'body.latest_snapshot.kills_per_hour': { abs: 0.5 } } } },
+describe('replay judged by the comparison engine', () => {
+  it('names each recorded path by the catalog template it was expanded from, not by pattern', () => {
+    const judge = new SnapshotJudge(rules, manifest)
+    const specs = judge.endpointsOf(
+      { '/live': live([{ character_name: 'Brim Ironfist' }]), '/stats/Brim%20Ironfist': live([]) },
+      T,
+    )
+    expect(specs.get('/stats/Brim%20Ironfist')?.name).toBe('stats')
+    expect(specs.get('/stats/Someone%20Else')).toBeUndefined()
   })
-  const manifest = parseManifest({
-    endpoints: [
-      { name: 'live', path: '/live' },
-      { name: 'stats', path: '/stats/{character}' },
-      { name: 'api-version', path: '/api-version', compare: 'status' },
-    ],
-  })
-  const compare = engineComparer(rules, manifest)
 
-  it("applies the concrete path's endpoint rules", () => {
-    const body = (kph: number) => ({
-      character_name: 'Brim Ironfist',
-      latest_snapshot: { kills_per_hour: kph },
+  it("applies the endpoint's rules: a declared tolerance, exact elsewhere", () => {
+    const judge = new SnapshotJudge(rules, manifest)
+    const spec = manifest.endpoints[1]
+    const body = (kph: number, ew = 1) => ({
+      status: 200,
+      body: { character_name: 'A', latest_snapshot: { kills_per_hour: kph, ew } },
     })
-    expect(
-      compare('/stats/Brim%20Ironfist', { status: 200, body: body(340) }, { status: 200, body: body(340.4) }),
-    ).toEqual([])
-    expect(
-      compare('/stats/Brim%20Ironfist', { status: 200, body: body(340) }, { status: 200, body: body(341) }),
-    ).toHaveLength(1)
+    expect(judge.judge('/stats/A', spec, body(340), body(340.4), T).differences).toEqual([])
+    expect(judge.judge('/stats/A', spec, body(340), body(341), T).differences).toHaveLength(1)
+    // Exact unless a rule says otherwise: a coordinate off by 1e-9 is a difference.
+    expect(judge.judge('/stats/A', spec, body(340, 1), body(340, 1 + 1e-9), T).differences).toMatchObject([
+      { path: 'body.latest_snapshot.ew', class: 'value' },
+    ])
   })
 
   it('compares status-only endpoints by status', () => {
-    expect(
-      compare(
-        '/api-version',
-        { status: 200, body: { version: 'a' } },
-        { status: 200, body: { version: 'b' } },
-      ),
-    ).toEqual([])
+    const judge = new SnapshotJudge(rules, manifest)
+    const v = (version: string) => ({ status: 200, body: { version } })
+    expect(judge.judge('/api-version', manifest.endpoints[2], v('a'), v('b'), T).differences).toEqual([])
+  })
+
+  it("takes the recorded primary's older /live frame as lag, and a wrong value at the same frame as a mismatch", () => {
+    const judge = new SnapshotJudge(rules, manifest)
+    const spec = manifest.endpoints[0]
+    const recorded = live([{ character_name: 'A', timestamp: '2026-11-22T08:00:00+00:00', kills: 1 }])
+    const newer = live([{ character_name: 'A', timestamp: '2026-11-22T08:00:02+00:00', kills: 2 }])
+    const lagging = judge.judge('/live', spec, recorded, newer, T)
+    expect(lagging.differences).toEqual([])
+    expect(lagging.lag).toEqual([{ path: 'body.players[A]', ms: -2000, kind: 'unpaired' }])
+    const wrong = live([{ character_name: 'A', timestamp: '2026-11-22T08:00:00+00:00', kills: 2 }])
+    expect(judge.judge('/live', spec, recorded, wrong, T + 10_000).differences).toMatchObject([
+      { path: 'body.players[A].kills', expected: 1, actual: 2, class: 'value' },
+    ])
   })
 
   it('reports with the engine classes', () => {
-    const d = compare(
+    const judge = new SnapshotJudge(rules, manifest)
+    const d = judge.judge(
       '/live',
+      manifest.endpoints[0],
       { status: 200, body: { players: [] } },
       { status: 200, body: { players: [], extra: 1 } },
+      T,
     )
-    expect(d.map((x) => x.class)).toEqual(['extra_field'])
+    expect(d.differences.map((x) => x.class)).toEqual(['extra_field'])
   })
 })

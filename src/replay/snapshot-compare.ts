@@ -1,158 +1,132 @@
-import { compareDocs } from '../compare/diff.ts'
-import { loadManifest, type Manifest } from '../compare/manifest.ts'
-import { normalize as normalizeDoc } from '../compare/normalize.ts'
-import { type CompareRules, findWaiver, loadRules } from '../compare/rules.ts'
-import { formatInstant, parseInstant } from '../protocol/time.ts'
 import type { RecordedResponse } from '../capture/format.ts'
+import { ReadHistory } from '../compare/history.ts'
+import {
+  charactersIn,
+  type EndpointSpec,
+  expandCharacters,
+  expandTime,
+  loadManifest,
+  type Manifest,
+} from '../compare/manifest.ts'
+import { normalize } from '../compare/normalize.ts'
+import { type CompareRules, loadRules } from '../compare/rules.ts'
+import { framesIn, type LagSample, settleEndpoint, triageInstance } from '../compare/triage.ts'
 
 /** One place where a replayed response differs from the recorded one. */
 export interface Difference {
-  /** JSON path inside the compared document, `$status` for the status. */
+  /** JSON path inside the compared document (`status`, `body.players[Larsson].kills`). */
   path: string
   expected: unknown
   actual: unknown
-  /** The comparison engine's class (`value`, `missing_entity`, `order`...), when it made the comparison. */
-  class?: string
+  /** The engine's class (`value`, `missing_entity`, `order`...). */
+  class: string
   detail?: string
 }
 
-/**
- * Compares one recorded primary response (`expected`) with the replayed tracker's (`actual`) for a
- * concrete path such as `/stats/Larsson`. Replay takes any comparer; {@link engineComparer} is the
- * comparison engine's, {@link plainComparer} a rule-free deep-equal.
- */
-export type SnapshotComparer = (
-  path: string,
-  expected: RecordedResponse,
-  actual: RecordedResponse,
-) => Difference[]
-
-const DATETIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/
-const MAX_DIFFERENCES = 25
+/** The verdict on one recorded response. */
+export interface SnapshotJudgement {
+  /** The catalog endpoint the path was expanded from; undefined when the catalog does not have it. */
+  endpoint: string | undefined
+  differences: Difference[]
+  /** Differences the engine explained as lag (the recorded primary's cache or write delay). */
+  explained: number
+  lag: LagSample[]
+}
 
 /**
- * The contract's normalization (CONTRACT.md §1) before an equality check: every ISO 8601 instant in
- * its canonical Python `isoformat()` spelling, numbers to 12 significant digits (float noise between
- * PostgreSQL, Python and V8). Order is kept: list order is part of the contract.
+ * Judges a replay's responses against the recorded primary's with the comparison engine itself
+ * (issue 9 §8): the catalog names each recorded path's endpoint (expanded from its template, never
+ * matched back by pattern), and the same triage as `sweep` applies: keyed entities, frame pairing,
+ * time-series ends, exact values unless `compare/rules.json` says otherwise, live waivers. The
+ * recorded snapshot stands for both primary reads (no noise); earlier snapshots are the history
+ * that pairs frames across the primary's `/live` cache.
  */
-export function normalize(value: unknown): unknown {
-  if (typeof value === 'string' && DATETIME.test(value)) {
-    const micros = parseInstant(value)
-    return micros === undefined ? value : formatInstant(micros)
+export class SnapshotJudge {
+  readonly #rules: CompareRules
+  readonly #manifest: Manifest
+  readonly #history: ReadHistory
+  readonly #nowMs: number
+
+  constructor(rules: CompareRules, manifest: Manifest, nowMs = Date.now()) {
+    this.#rules = rules
+    this.#manifest = manifest
+    this.#nowMs = nowMs
+    this.#history = new ReadHistory({ perUrl: rules.lag.history, maxAgeMs: rules.lag.maxMs })
   }
-  if (typeof value === 'number') return Number.isFinite(value) ? Number(value.toPrecision(12)) : value
-  if (Array.isArray(value)) return value.map(normalize)
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {}
-    for (const key of Object.keys(value).sort()) out[key] = normalize((value as Record<string, unknown>)[key])
+
+  /**
+   * Which catalog endpoint produced each recorded path of a snapshot taken at `t`; the recorded
+   * frames are archived on the way, so any path of the snapshot can pair with them.
+   */
+  endpointsOf(responses: Record<string, RecordedResponse>, t: number): Map<string, EndpointSpec> {
+    const live = responses[this.#manifest.endpoints.find((e) => e.name === this.#manifest.characters.endpoint)!.path]
+    const characters = live === undefined ? [] : charactersIn(live.body, this.#manifest)
+    const out = new Map<string, EndpointSpec>()
+    for (const spec of this.#manifest.endpoints) {
+      for (const url of expandCharacters(expandTime(spec.path, t), characters)) out.set(url, spec)
+    }
+    for (const [path, recorded] of Object.entries(responses)) {
+      const spec = out.get(path)
+      if (spec === undefined || spec.compare === 'status') continue
+      const endpointRules = this.#rules.endpoints[spec.name]
+      const doc = normalize({ status: recorded.status, body: recorded.body }, endpointRules)
+      for (const f of framesIn(doc, endpointRules)) this.#history.keepFrame(f.kind, f.key, t, f.value)
+    }
     return out
   }
-  return value
-}
 
-function deepDiff(expected: unknown, actual: unknown, path: string, out: Difference[]): void {
-  if (out.length >= MAX_DIFFERENCES) return
-  if (Object.is(expected, actual)) return
-  if (Array.isArray(expected) && Array.isArray(actual)) {
-    if (expected.length !== actual.length) {
-      out.push({ path: `${path}.length`, expected: expected.length, actual: actual.length })
-    }
-    for (let i = 0; i < Math.min(expected.length, actual.length); i++) {
-      deepDiff(expected[i], actual[i], `${path}[${i}]`, out)
-    }
-    return
-  }
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    v !== null && typeof v === 'object' && !Array.isArray(v)
-  if (isObject(expected) && isObject(actual)) {
-    for (const key of new Set([...Object.keys(expected), ...Object.keys(actual)])) {
-      deepDiff(expected[key], actual[key], `${path}.${key}`, out)
-    }
-    return
-  }
-  out.push({ path, expected, actual })
-}
-
-/** Deep-equal after {@link normalize}: no rules, every difference counts. */
-export function compareResponse(expected: RecordedResponse, actual: RecordedResponse): Difference[] {
-  const out: Difference[] = []
-  if (expected.status !== actual.status)
-    out.push({ path: '$status', expected: expected.status, actual: actual.status })
-  deepDiff(normalize(expected.body), normalize(actual.body), '$', out)
-  return out
-}
-
-/** The rule-free comparer. */
-export const plainComparer: SnapshotComparer = (_path, expected, actual) => compareResponse(expected, actual)
-
-/** Matches a concrete path to the manifest endpoint whose template produced it. */
-function endpointMatcher(
-  manifest: Manifest,
-): (path: string) => { name: string; statusOnly: boolean } | undefined {
-  const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-  const patterns = manifest.endpoints.map((e) => ({
-    name: e.name,
-    statusOnly: e.compare === 'status',
-    re: new RegExp(
-      `^${e.path
-        .split(/(\{[^}]+\})/)
-        .map((part) =>
-          part.startsWith('{') ? (part === '{character}' ? '[^/?]+' : '[^&]+') : escapeRegExp(part),
-        )
-        .join('')}$`,
-    ),
-  }))
-  return (path) => patterns.find((p) => p.re.test(path))
-}
-
-/**
- * The comparison engine (src/compare) as a replay comparer: the endpoint's rules from
- * `compare/rules.json` (keyed entities, tolerances, instants compared as instants), live waivers
- * applied. Monotonic-lag and noise allowances are not used: a replay has no second primary read and
- * no lag, so everything else is a real difference.
- */
-export function engineComparer(
-  rules: CompareRules,
-  manifest: Manifest,
-  nowMs = Date.now(),
-): SnapshotComparer {
-  const endpointOf = endpointMatcher(manifest)
-  return (path, expected, actual) => {
-    const endpoint = endpointOf(path)
-    if (endpoint?.statusOnly === true) {
-      return expected.status === actual.status
-        ? []
-        : [{ path: '$status', expected: expected.status, actual: actual.status }]
-    }
-    const epRules = endpoint === undefined ? undefined : rules.endpoints[endpoint.name]
-    const outcome = compareDocs(
-      normalizeDoc(expected, epRules),
-      normalizeDoc(actual, epRules),
-      epRules,
-      rules,
+  /** Compares one path's recorded and replayed responses at snapshot instant `t`. */
+  judge(
+    path: string,
+    spec: EndpointSpec | undefined,
+    expected: RecordedResponse,
+    actual: RecordedResponse,
+    t: number,
+  ): SnapshotJudgement {
+    const name = spec?.name ?? path
+    const endpointRules = spec === undefined ? undefined : this.#rules.endpoints[spec.name]
+    const docOf = (r: RecordedResponse) =>
+      spec?.compare === 'status' ? { status: r.status } : { status: r.status, body: r.body }
+    const first = normalize(docOf(expected), endpointRules)
+    const shadow = normalize(docOf(actual), endpointRules)
+    const inst = triageInstance(
+      {
+        url: path,
+        first,
+        second: first,
+        shadow,
+        gapMs: 0,
+        at: t,
+        history: this.#history.of(path),
+        frame: (kind, key) => this.#history.frame(kind, key, t),
+      },
+      { endpoint: name, rules: this.#rules, endpointRules, nowMs: this.#nowMs, lagMs: this.#rules.lag.assumedMs },
     )
-    return outcome.differences
-      .filter(
-        (d) =>
-          endpoint === undefined ||
-          findWaiver(rules, endpoint.name, d.signature, d.class, nowMs) === undefined,
-      )
-      .slice(0, MAX_DIFFERENCES)
-      .map((d) => ({
-        path: d.path,
-        expected: d.primary,
-        actual: d.shadow,
-        class: d.class,
-        ...(d.detail === undefined ? {} : { detail: d.detail }),
-      }))
+    this.#history.push(path, 'primary', { at: t, doc: first })
+    this.#history.push(path, 'shadow', { at: t, doc: shadow })
+    const settled = settleEndpoint([inst], this.#rules)
+    return {
+      endpoint: spec?.name,
+      differences: settled.differences
+        .filter((d) => d.status === 'mismatch')
+        .map((d) => ({
+          path: d.path,
+          expected: d.primary,
+          actual: d.shadow,
+          class: d.class,
+          ...(d.detail === undefined ? {} : { detail: d.detail }),
+        })),
+      explained: settled.explained,
+      lag: settled.lag,
+    }
   }
 }
 
-/** Loads the engine comparer from the operator-edited files in `compare/`. */
-export async function loadEngineComparer(dir = 'compare'): Promise<SnapshotComparer> {
+/** The engine as the operator configured it in `compare/` (rules, waivers, catalog). */
+export async function loadJudge(dir = 'compare'): Promise<SnapshotJudge> {
   const [rules, manifest] = await Promise.all([
     loadRules(`${dir}/rules.json`, `${dir}/waivers.json`),
     loadManifest(`${dir}/endpoints.json`),
   ])
-  return engineComparer(rules, manifest)
+  return new SnapshotJudge(rules, manifest)
 }

@@ -107,6 +107,8 @@ export interface TrackerOptions {
 export interface Tracker {
   /** Listens and resolves the base URL, e.g. `http://127.0.0.1:41234`. */
   listen(port?: number, host?: string): Promise<string>
+  /** Writes everything queued (the /live cache keeps its own schedule). */
+  flush(): Promise<void>
   /** Writes everything queued and refreshes the /live cache now. */
   settle(): Promise<void>
   /** The counters served at `/metrics.json` (and as Prometheus text at `/metrics`). */
@@ -356,6 +358,9 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
       const address = app.server.address() as AddressInfo
       const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
       return `http://${shown}:${address.port}`
+    },
+    async flush() {
+      await writer?.flush()
     },
     async settle() {
       await writer?.flush()

@@ -1,0 +1,511 @@
+import { pick } from '../util/json-path.ts'
+import { quantile } from '../util/quantile.ts'
+import { compareDocs } from './diff.ts'
+import { instantMs, sameJson } from './equality.ts'
+import type { NormalizedDoc } from './normalize.ts'
+import type { CompareRules, EndpointRules, FrameRule } from './rules.ts'
+import { fieldRule, findWaiver } from './rules.ts'
+import type { Difference, TriagedDifference } from './types.ts'
+
+/** A read kept for later comparisons: when it started and what it said. */
+export interface TimedDoc {
+  at: number
+  doc: NormalizedDoc
+}
+
+/**
+ * The reads of one endpoint instance: primary, shadow, primary again (old(t), new, old(t+Δ)), and
+ * the earlier reads of the same URL on both sides (the last few polls, oldest first).
+ */
+export interface InstanceReads {
+  url: string
+  first: NormalizedDoc
+  shadow: NormalizedDoc
+  second: NormalizedDoc
+  /** Milliseconds between the starts of the two primary reads. */
+  gapMs: number
+  /** When the shadow read started (ms): history older than `rules.lag.maxMs` before it is not used. */
+  at?: number
+  history?: { primary: readonly TimedDoc[]; shadow: readonly TimedDoc[] }
+  /** The primary's copy of a frame seen by any endpoint (`kind`, `character|instant-ms`), see {@link framesIn}. */
+  frame?: (kind: string, key: string) => Record<string, unknown> | undefined
+}
+
+/** One measured lag: an entity (or document) whose two sides describe different frames. */
+export interface LagSample {
+  path: string
+  /** Primary frame instant minus shadow frame instant: positive when the shadow is behind. */
+  ms: number
+  /** `earlier`: paired with an earlier primary read; `unpaired`: no primary read showed the shadow's frame. */
+  kind: 'earlier' | 'unpaired'
+}
+
+/** One instance after waivers, frame pairing and lag; `unexplained` awaits the endpoint-wide noise decision. */
+export interface InstanceTriage {
+  url: string
+  unexplained: Difference[]
+  explained: Difference[]
+  waived: Record<string, number>
+  tolerated: number
+  /** Per signature, how many nodes changed between the two primary reads. */
+  noise: Map<string, number>
+  observations: Map<string, number>
+  /** The primary's second document, to show `primaryAfter` as evidence. */
+  second: NormalizedDoc
+  /** Entities (or documents) compared at the same frame. */
+  paired: number
+  lag: LagSample[]
+}
+
+export interface TriageContext {
+  endpoint: string
+  rules: CompareRules
+  endpointRules: EndpointRules | undefined
+  nowMs: number
+  /** The lag lead allowances may assume (measured, else `rules.lag.assumedMs`). */
+  lagMs: number
+  /** Whether this sweep measured the shadow behind (frames on the character endpoint). */
+  behind?: boolean
+}
+
+// Paths are resolved through an index built once per document (1 000 players → one walk, not 1 000).
+const lookup = new WeakMap<NormalizedDoc, Map<string, unknown>>()
+
+function indexOf(doc: NormalizedDoc): Map<string, unknown> {
+  let index = lookup.get(doc)
+  if (index !== undefined) return index
+  const built = new Map<string, unknown>()
+  const walk = (node: unknown, sig: string, path: string): void => {
+    built.set(path, node)
+    if (typeof node !== 'object' || node === null) return
+    const collection = Array.isArray(node) || doc.keyed.has(sig)
+    for (const [k, v] of Object.entries(node)) {
+      const childSig = collection ? `${sig}[]` : sig === '' ? k : `${sig}.${k}`
+      const childPath = collection ? `${path}[${k}]` : path === '' ? k : `${path}.${k}`
+      walk(v, childSig, childPath)
+    }
+  }
+  walk(doc.value, '', '')
+  lookup.set(doc, built)
+  index = built
+  return index
+}
+
+/** The value at a concrete path of a normalized document, following the diff's path syntax. */
+export function valueAt(doc: NormalizedDoc, at: { path: string }): unknown {
+  return indexOf(doc).get(at.path)
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** A copy of `value` with the node at a dotted path replaced (copies only along the path). */
+function replaceAt(value: unknown, keys: readonly string[], node: unknown): unknown {
+  if (keys.length === 0) return node
+  const [head, ...rest] = keys as [string, ...string[]]
+  const obj = isRecord(value) ? value : {}
+  return { ...obj, [head]: replaceAt(obj[head], rest, node) }
+}
+
+const sameFrame = (a: unknown, b: unknown): boolean => a !== undefined && sameJson(a, b)
+
+/** A frame's archive key: its character and its own instant in microseconds. */
+function frameKey(ent: Record<string, unknown>, field: string): string | undefined {
+  const t = instantMs(ent[field])
+  const who = ent.character_name
+  return t === undefined || typeof who !== 'string' ? undefined : `${who}|${Math.round(t * 1000)}`
+}
+
+/**
+ * The frames a primary document shows, for the archive: every entity (or object) under a `frames`
+ * rule with an `archive` kind that names its character and instant.
+ */
+export function framesIn(
+  doc: NormalizedDoc,
+  endpointRules: EndpointRules | undefined,
+): { kind: string; key: string; value: Record<string, unknown> }[] {
+  const out: { kind: string; key: string; value: Record<string, unknown> }[] = []
+  for (const [path, rule] of Object.entries(endpointRules?.frames ?? {})) {
+    if (rule.archive === undefined) continue
+    const node = pick(doc.value, path)
+    if (!isRecord(node)) continue
+    const items = doc.keyed.has(path) ? Object.values(node) : [node]
+    for (const item of items) {
+      if (!isRecord(item)) continue
+      const key = frameKey(item, rule.field)
+      if (key !== undefined) out.push({ kind: rule.archive, key, value: item })
+    }
+  }
+  return out
+}
+
+interface Paired {
+  primary: NormalizedDoc
+  paired: number
+  lag: LagSample[]
+}
+
+/**
+ * Frame pairing (issue 9 §1): both trackers copy an entity's frame instant (the plugin's own
+ * `timestamp`) from the same frame, so entities that carry the same instant describe the same
+ * frame and must agree exactly; an entity the primary shows at another frame is compared with the
+ * primary read (this sweep's second, or an earlier poll) that showed the shadow's frame. When no
+ * primary read did, the two sides are at different frames: the difference is lag, measured in the
+ * frames' own seconds, and not compared (within `rules.lag.maxMs`).
+ */
+function pairFrames(reads: InstanceReads, ctx: TriageContext, primaryReads: readonly NormalizedDoc[]): Paired {
+  const frames = ctx.endpointRules?.frames
+  let value = reads.first.value
+  let primary = reads.first
+  let paired = 0
+  const lag: LagSample[] = []
+  if (frames === undefined) return { primary, paired, lag }
+  const maxMs = ctx.rules.lag.maxMs
+  const archived = (rule: FrameRule, ent: Record<string, unknown>): Record<string, unknown> | undefined => {
+    if (rule.archive === undefined || reads.frame === undefined) return undefined
+    const key = frameKey(ent, rule.field)
+    const copy = key === undefined ? undefined : reads.frame(rule.archive, key)
+    if (copy === undefined) return undefined
+    // The fields both copies carry are compared; the rest (totals) stays the shadow's, uncompared here.
+    const merged: Record<string, unknown> = { ...ent }
+    for (const [k, v] of Object.entries(copy)) if (Object.hasOwn(ent, k)) merged[k] = v
+    return merged
+  }
+  for (const [path, rule] of Object.entries(frames)) {
+    const field = rule.field
+    const keys = path.split('.')
+    const sNode = pick(reads.shadow.value, path)
+    const pNode = pick(value, path)
+    if (!isRecord(sNode) || !isRecord(pNode)) continue
+    if (reads.first.keyed.has(path)) {
+      // A keyed array: pair entity by entity.
+      let replaced: Record<string, unknown> | undefined
+      for (const [key, sEnt] of Object.entries(sNode)) {
+        const pEnt = pNode[key]
+        if (!isRecord(sEnt) || !isRecord(pEnt)) continue
+        const sFrame = sEnt[field]
+        // An entity without a readable frame instant cannot be paired: compared as it is.
+        if (instantMs(sFrame) === undefined || instantMs(pEnt[field]) === undefined) continue
+        if (sameFrame(pEnt[field], sFrame)) {
+          paired += 1
+          continue
+        }
+        const delta = (instantMs(pEnt[field]) ?? 0) - (instantMs(sFrame) ?? 0)
+        const match = primaryReads
+          .map((doc) => pick(doc.value, path))
+          .map((coll) => (isRecord(coll) ? coll[key] : undefined))
+          .find((ent) => isRecord(ent) && sameFrame(ent[field], sFrame))
+        const copy = match === undefined ? archived(rule, sEnt) : undefined
+        if (match !== undefined || copy !== undefined) {
+          replaced ??= { ...pNode }
+          replaced[key] = match ?? copy
+          paired += 1
+          lag.push({ path: `${path}[${key}]`, ms: delta, kind: 'earlier' })
+        } else if (Math.abs(delta) <= maxMs) {
+          // Not comparable: the two sides show different frames of this entity.
+          replaced ??= { ...pNode }
+          replaced[key] = sEnt
+          lag.push({ path: `${path}[${key}]`, ms: delta, kind: 'unpaired' })
+        }
+      }
+      if (replaced !== undefined) value = replaceAt(value, keys, replaced)
+    } else {
+      // An object naming one frame: the whole document describes the state after that frame.
+      const sFrame = sNode[field]
+      if (instantMs(sFrame) === undefined || instantMs(pNode[field]) === undefined) continue
+      if (sameFrame(pNode[field], sFrame)) {
+        paired += 1
+        continue
+      }
+      const delta = (instantMs(pNode[field]) ?? 0) - (instantMs(sFrame) ?? 0)
+      const match = primaryReads.find((doc) => {
+        const node = pick(doc.value, path)
+        return isRecord(node) && sameFrame(node[field], sFrame)
+      })
+      const copy = match === undefined ? archived(rule, sNode) : undefined
+      if (match !== undefined) {
+        value = match.value
+        primary = match
+        paired += 1
+        lag.push({ path, ms: delta, kind: 'earlier' })
+      } else if (copy !== undefined) {
+        value = replaceAt(value, keys, copy)
+        paired += 1
+        lag.push({ path, ms: delta, kind: 'earlier' })
+      } else if (Math.abs(delta) <= maxMs) {
+        value = replaceAt(value, keys, sNode)
+        lag.push({ path, ms: delta, kind: 'unpaired' })
+      }
+    }
+  }
+  return {
+    primary: value === primary.value ? primary : { ...primary, value },
+    paired,
+    lag,
+  }
+}
+
+function between(values: readonly unknown[], shadow: unknown, behind: number, ahead: number): boolean {
+  const conv = (v: unknown): number | undefined => (typeof v === 'number' ? v : instantMs(v))
+  const s = conv(shadow)
+  const nums = values.map(conv).filter((v): v is number => v !== undefined)
+  if (s === undefined || nums.length === 0) return false
+  return s >= Math.min(...nums) - behind && s <= Math.max(...nums) + ahead
+}
+
+/** The parent collection's concrete path and signature of an entity difference. */
+function parentOf(d: Difference): { path: string; signature: string; key: string } | undefined {
+  const m = /^(.*)\[([^\]]*)\]$/.exec(d.path)
+  if (m === null || !d.signature.endsWith('[]')) return undefined
+  return { path: m[1]!, signature: d.signature.slice(0, -2), key: m[2]! }
+}
+
+/**
+ * A row present on one side only of a time series (`/trails`): lag when it is newer than every row
+ * of its group on the other side (the other side has not written it yet), the window's edge when it
+ * is older than all of them (the other side's query ran later); a row in between is a real gap.
+ */
+function outsideSeries(d: Difference, other: NormalizedDoc, endpointRules: EndpointRules | undefined): boolean {
+  const parent = parentOf(d)
+  if (parent === undefined) return false
+  const series = Object.entries(endpointRules?.series ?? {}).find(([p]) => p === parent.signature)?.[1]
+  if (series === undefined) return false
+  const row = (d.class === 'missing_entity' ? d.primary : d.shadow) as Record<string, unknown> | undefined
+  const t = instantMs(row?.[series.time])
+  if (t === undefined) return false
+  const coll = valueAt(other, { path: parent.path })
+  if (!isRecord(coll)) return false
+  let min = Number.POSITIVE_INFINITY
+  let max = Number.NEGATIVE_INFINITY
+  for (const ent of Object.values(coll)) {
+    if (!isRecord(ent) || !sameJson(ent[series.by], row?.[series.by])) continue
+    const et = instantMs(ent[series.time])
+    if (et === undefined) continue
+    min = Math.min(min, et)
+    max = Math.max(max, et)
+  }
+  // A group the other side has no row of at all is a whole missing character, not an edge.
+  if (min === Number.POSITIVE_INFINITY) return false
+  return t > max || t < min
+}
+
+/**
+ * Triage of one instance (issue 4 §3, issue 9 §1): waivers first; then frames are paired; a
+ * difference is explained as lag when the shadow shows a state the primary showed in this sweep's
+ * second read or in a recent poll, a time-series row lies past the other side's ends, a monotonic
+ * number or instant lies within the primary's recent range (with the lead the lag explains), or an
+ * entity is new on the shadow since its previous read (its cache refreshed before the primary's).
+ * What changed between the two primary reads is counted as noise per signature.
+ */
+export function triageInstance(reads: InstanceReads, ctx: TriageContext): InstanceTriage {
+  const { rules, endpointRules } = ctx
+  const horizon = (reads.at ?? ctx.nowMs) - rules.lag.maxMs
+  const primaryHistory = (reads.history?.primary ?? []).filter((h) => h.at >= horizon).map((h) => h.doc)
+  const shadowHistory = (reads.history?.shadow ?? []).filter((h) => h.at >= horizon).map((h) => h.doc)
+  // Newest first: the sweep's second read, then earlier polls.
+  const earlier = [reads.second, ...primaryHistory.toReversed()]
+  const { primary, paired, lag } = pairFrames(reads, ctx, earlier)
+  const oldest = (reads.history?.primary ?? []).find((h) => h.at >= horizon)
+  const trail: Trail = {
+    behind: ctx.behind === true || lag.some((l) => l.ms > 0),
+    oldest: oldest === undefined ? undefined : { doc: oldest.doc, ageMs: (reads.at ?? ctx.nowMs) - oldest.at },
+  }
+
+  const raw = compareDocs(primary, reads.shadow, endpointRules, rules)
+  const waived: Record<string, number> = {}
+  const live: Difference[] = []
+  for (const d of raw.differences) {
+    const waiver = findWaiver(rules, ctx.endpoint, d.signature, d.class, ctx.nowMs)
+    if (waiver === undefined) live.push(d)
+    else waived[waiver.id] = (waived[waiver.id] ?? 0) + 1
+  }
+
+  const noise = new Map<string, number>()
+  const explained: Difference[] = []
+  const unexplained: Difference[] = []
+  if (live.length > 0) {
+    const allPrimary = [reads.first, ...earlier]
+    const previousShadow = shadowHistory.at(-1)
+    for (const d of live) {
+      if (explainedAsLag(d, reads, allPrimary, previousShadow, trail, ctx)) explained.push(d)
+      else unexplained.push(d)
+    }
+    const drift = compareDocs(reads.first, reads.second, endpointRules, rules)
+    for (const d of drift.differences) noise.set(d.signature, (noise.get(d.signature) ?? 0) + 1)
+  }
+  return {
+    url: reads.url,
+    unexplained,
+    explained,
+    waived,
+    tolerated: raw.tolerated,
+    noise,
+    observations: reads.first.observations,
+    second: reads.second,
+    paired,
+    lag,
+  }
+}
+
+/** What is known of the shadow's lag for one instance. */
+interface Trail {
+  /** Measured behind (this instance's frames, or the sweep's character endpoint). */
+  behind: boolean
+  /** The oldest primary read kept, to estimate how fast a counter moves. */
+  oldest: { doc: NormalizedDoc; ageMs: number } | undefined
+}
+
+function explainedAsLag(
+  d: Difference,
+  reads: InstanceReads,
+  primaryReads: readonly NormalizedDoc[],
+  previousShadow: NormalizedDoc | undefined,
+  trail: Trail,
+  ctx: TriageContext,
+): boolean {
+  const { endpointRules, rules } = ctx
+  const shadowValue = valueAt(reads.shadow, d)
+  if (d.class === 'missing_entity' || d.class === 'extra_entity') {
+    if (outsideSeries(d, d.class === 'missing_entity' ? reads.shadow : reads.first, endpointRules)) return true
+    // The primary was in the shadow's state recently: an entity it had just added or dropped.
+    const shadowHas = shadowValue !== undefined
+    if (primaryReads.some((doc) => (valueAt(doc, d) !== undefined) === shadowHas)) return true
+    // New on the shadow since its previous read: its cache refreshed before the primary's.
+    if (d.class === 'extra_entity' && previousShadow !== undefined && valueAt(previousShadow, d) === undefined)
+      return true
+    return false
+  }
+  // Order is a property of the list, not of a value a read could have held earlier.
+  if (d.class === 'order') return false
+  if (d.class !== 'value') {
+    // A field that appears or changes type: explained only if a recent primary read agrees.
+    return primaryReads.slice(1).some((doc) => sameJson(valueAt(doc, d), shadowValue))
+  }
+  if (primaryReads.slice(1).some((doc) => sameJson(valueAt(doc, d), shadowValue))) return true
+  const rule = fieldRule(endpointRules, d.signature)
+  if (rule?.monotonic !== true) return false
+  const values = primaryReads.map((doc) => valueAt(doc, d))
+  const asInstant = typeof d.primary === 'string'
+  const first = valueAt(reads.first, d)
+  const after = valueAt(reads.second, d)
+  const then = trail.oldest === undefined ? undefined : valueAt(trail.oldest.doc, d)
+  // How fast the counter moves: over the kept polls when there are some, else between the two reads.
+  const rate =
+    typeof then === 'number' && typeof first === 'number' && trail.oldest!.ageMs > 0
+      ? Math.abs(first - then) / trail.oldest!.ageMs
+      : typeof after === 'number' && typeof first === 'number' && reads.gapMs > 0
+        ? Math.abs(after - first) / reads.gapMs
+        : 0
+  const ahead = asInstant ? rules.lag.aheadMs : rate * rules.lag.aheadMs
+  if (rule.maxLead === undefined && trail.oldest === undefined && trail.behind) {
+    // Measured behind and no earlier poll to say how far: any value up to the primary's is lag.
+    // The next sweep, with history, bounds it from below.
+    return between(values, shadowValue, Number.POSITIVE_INFINITY, ahead)
+  }
+  const behind = rule.maxLead ?? (asInstant ? ctx.lagMs : rate * ctx.lagMs)
+  return between(values, shadowValue, behind, ahead)
+}
+
+/** An endpoint's verdict over all its instances (one for `/live`, one per character for `/stats`). */
+export interface EndpointTriage {
+  differences: TriagedDifference[]
+  explained: number
+  tolerated: number
+  waived: Record<string, number>
+  paired: number
+  lag: LagSample[]
+  /** Per signature: unexplained differences, noise (changes between primary reads), observations. */
+  signatures: Record<string, { unexplained: number; noise: number; observations: number }>
+}
+
+/**
+ * Diffy's rule with time standing in for a second primary: an unexplained difference is a
+ * mismatch only when its signature's mismatch rate exceeds its noise rate; otherwise it is noise.
+ */
+export function settleEndpoint(instances: readonly InstanceTriage[], rules: CompareRules): EndpointTriage {
+  const signatures: EndpointTriage['signatures'] = {}
+  const stat = (sig: string) => {
+    let s = signatures[sig]
+    if (s === undefined) {
+      s = { unexplained: 0, noise: 0, observations: 0 }
+      signatures[sig] = s
+    }
+    return s
+  }
+  const waived: Record<string, number> = {}
+  let explained = 0
+  let tolerated = 0
+  let paired = 0
+  const lag: LagSample[] = []
+  for (const inst of instances) {
+    explained += inst.explained.length
+    tolerated += inst.tolerated
+    paired += inst.paired
+    lag.push(...inst.lag)
+    for (const [id, n] of Object.entries(inst.waived)) waived[id] = (waived[id] ?? 0) + n
+    for (const d of inst.unexplained) stat(d.signature).unexplained += 1
+    for (const [sig, n] of inst.noise) stat(sig).noise += n
+  }
+  for (const inst of instances) {
+    for (const sig of Object.keys(signatures)) {
+      const s = signatures[sig]!
+      // A missing or extra node may be absent from the primary's first read; count it at least once.
+      s.observations += inst.observations.get(sig) ?? 0
+    }
+  }
+  for (const s of Object.values(signatures)) s.observations = Math.max(s.observations, s.unexplained, s.noise)
+
+  const differences: TriagedDifference[] = []
+  for (const inst of instances) {
+    for (const d of inst.unexplained) {
+      const s = signatures[d.signature]!
+      const triaged: TriagedDifference = {
+        ...d,
+        status: s.unexplained > s.noise ? 'mismatch' : 'noise',
+        severity: rules.severity[d.class],
+        url: inst.url,
+      }
+      const after = valueAt(inst.second, d)
+      if (after !== undefined) triaged.primaryAfter = after
+      differences.push(triaged)
+    }
+  }
+  return { differences, explained, tolerated, waived, paired, lag, signatures }
+}
+
+/** Lag of one sweep (issue 9 §1): how far the shadow's frames trail the primary's, never a mismatch. */
+export interface LagStats {
+  /** Entities (or documents) compared at the same frame. */
+  paired: number
+  /** Entities whose shadow frame is older than the primary's, and newer. */
+  behind: number
+  ahead: number
+  /** Of those, how many no primary read could be paired with (not compared this sweep). */
+  unpaired: number
+  /** Seconds the shadow trails, over entities behind (the primary's frame instant minus the shadow's). */
+  p50Ms: number | null
+  p95Ms: number | null
+  maxMs: number | null
+  /** Most the shadow ran ahead (the primary's cache or writes older). */
+  aheadMaxMs: number | null
+}
+
+/** Sums lag samples into the sweep's {@link LagStats}. */
+export function lagStats(samples: readonly LagSample[], paired: number): LagStats {
+  const behind = samples
+    .filter((s) => s.ms > 0)
+    .map((s) => s.ms)
+    .sort((a, b) => a - b)
+  const ahead = samples.filter((s) => s.ms < 0).map((s) => -s.ms)
+  return {
+    paired,
+    behind: behind.length,
+    ahead: ahead.length,
+    unpaired: samples.filter((s) => s.kind === 'unpaired').length,
+    p50Ms: quantile(behind, 0.5) ?? null,
+    p95Ms: quantile(behind, 0.95) ?? null,
+    maxMs: behind.at(-1) ?? null,
+    aheadMaxMs: ahead.length === 0 ? null : Math.max(...ahead),
+  }
+}
+
