@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { registerCompareCommands } from '../src/cli/commands/compare.ts'
 import { buildProgram } from '../src/cli/program.ts'
 import { readDeclaration } from '../src/compare/gate.ts'
-import { readLedger } from '../src/compare/ledger.ts'
+import { LEDGER_FILE, type LedgerCluster, type LedgerEntry, readLedger } from '../src/compare/ledger.ts'
 import { frame, type Pair, silent, startPair, startRewritingProxy } from './compare-helpers.ts'
 
 /** Runs the CLI; resolves the exit code and the printed lines. */
@@ -134,8 +134,8 @@ describe('overlord-ts watch and cutover', () => {
       await cli(['sweep', '--primary', pair.primary.url, '--shadow', pair.shadow.url, '--reports', cdir])
       const status = await cli(['cutover', 'status', '--reports', cdir])
       expect(status.code).toBe(1)
-      expect(status.out[0]).toMatch(/NO-GO/)
-      expect(status.out.find((l) => l.includes('clean sweeps'))).toMatch(/FAIL .*100\.000 % of 1 sweeps/)
+      expect(status.out[0]).toMatch(/^cutover: NO-GO — 1 of the 1 000 sweeps required in the last 24 h; /)
+      expect(status.out.filter((l) => l.includes('FAIL')).length).toBe(2)
 
       const refused = await cli(['cutover', 'declare', '--reports', cdir, '--by', 'ops'])
       expect(refused.code).toBe(1)
@@ -152,5 +152,128 @@ describe('overlord-ts watch and cutover', () => {
     } finally {
       await rm(cdir, { recursive: true, force: true })
     }
+  })
+})
+
+/** A ledger line as a sweep of the given endpoints would write it, `minutesAgo` before now. */
+function ledgerLine(
+  id: string,
+  minutesAgo: number,
+  endpoints: readonly string[],
+  clusters: (endpoint: string) => LedgerCluster[] = () => [],
+): LedgerEntry {
+  return {
+    id,
+    startedAt: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
+    durationMs: 10,
+    verdict: 'parity',
+    characters: 2,
+    requests: endpoints.length,
+    lagMs: { p50: 0, p95: 0, max: 0 },
+    endpoints: endpoints.map((name) => ({
+      name,
+      clean: true,
+      mismatches: 0,
+      hard: 0,
+      noise: clusters(name).length,
+      explained: 0,
+      errors: 0,
+      clusters: clusters(name),
+      clustersDropped: 0,
+    })),
+    errors: 0,
+    waived: {},
+    database: { worstRelDiff: 0, withinTolerance: true },
+  }
+}
+
+/** A reports directory holding `lines` as its ledger, and criteria over the defaults. */
+async function ledgerDir(lines: readonly LedgerEntry[], criteria: object): Promise<string[]> {
+  const gdir = await mkdtemp(join(tmpdir(), 'overlord-gate-'))
+  dirs.push(gdir)
+  await writeFile(join(gdir, LEDGER_FILE), lines.map((l) => `${JSON.stringify(l)}\n`).join(''))
+  await writeFile(join(gdir, 'cutover.json'), JSON.stringify(criteria))
+  return ['--reports', gdir, '--criteria', join(gdir, 'cutover.json')]
+}
+
+const dirs: string[] = []
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true })
+})
+
+const ENDPOINTS = Array.from({ length: 16 }, (_, i) => `/endpoint-${String(i).padStart(2, '0')}`)
+
+describe('overlord-ts cutover status says why', () => {
+  it('with 6 sweeps and 1 000 required: the sweep count leads the first line, stated once, not per endpoint', async () => {
+    const criteria = JSON.parse(await readFile('compare/cutover.json', 'utf8'))
+    expect(criteria.minSweeps).toBe(1000)
+    const args = await ledgerDir(
+      Array.from({ length: 6 }, (_, i) => ledgerLine(`s${i}`, 60 - i, ENDPOINTS)),
+      criteria,
+    )
+    const { code, out } = await cli(['cutover', 'status', ...args])
+    expect(code).toBe(1)
+    expect(out[0]).toBe('cutover: NO-GO — 6 of the 1 000 sweeps required in the last 24 h')
+    expect(out.filter((l) => l.includes('FAIL'))).toEqual([
+      '  FAIL at least 1 000 sweeps of every endpoint in the last 24 h: 6 sweeps — first s0, last s5',
+    ])
+    expect(out.filter((l) => ENDPOINTS.some((e) => l.includes(e)))).toEqual([])
+
+    const json = await cli(['cutover', 'status', '--json', ...args])
+    expect(json.code).toBe(1)
+    const status = JSON.parse(json.out[0]!)
+    expect(status).toMatchObject({ go: false, reasons: ['6 of the 1 000 sweeps required in the last 24 h'] })
+    expect(status.criteria.filter((c: { ok: boolean }) => !c.ok).map((c: { id: string }) => c.id)).toEqual([
+      'sweeps',
+    ])
+    expect(status.criteria.filter((c: { id: string }) => c.id.startsWith('clean-rate:'))).toHaveLength(16)
+  })
+
+  it('a field noisy in 3 of 100 sweeps against maxFieldNoiseRate 0.01: NO-GO naming the field, and in the report', async () => {
+    const kills: LedgerCluster = {
+      signature: 'players[].kills',
+      class: 'value',
+      status: 'noise',
+      count: 1,
+      rate: 0.5,
+    }
+    const args = await ledgerDir(
+      Array.from({ length: 100 }, (_, i) =>
+        ledgerLine(`s${i}`, 200 - i, ['live', 'total-kills'], (ep) =>
+          ep === 'live' && [10, 50, 90].includes(i) ? [kills] : [],
+        ),
+      ),
+      { minSweeps: 100, maxFieldNoiseRate: 0.01 },
+    )
+    const { code, out } = await cli(['cutover', 'status', ...args])
+    expect(code).toBe(1)
+    expect(out[0]).toBe('cutover: NO-GO — live players[].kills noise in 3 of 100 sweeps (3 %, max 1 %)')
+    expect(out).toContain(
+      '       live players[].kills: noise in 3 of 100 sweeps (3 %), explained in 0, mismatch in 0',
+    )
+
+    const report = await cli(['report', ...args])
+    expect(report.code).toBe(0)
+    const md = await readFile(join(args[1]!, 'report.md'), 'utf8')
+    expect(md).toContain('## Noise by field (whole ledger)')
+    expect(md).toContain('| live | `players[].kills` | 100 | 3 | 0 | 0 | 3 % | 50 % | s90 |')
+    const html = await readFile(join(args[1]!, 'report.html'), 'utf8')
+    expect(html).toMatch(/<table id="field-noise">[\s\S]*<code>players\[\]\.kills<\/code>/)
+    expect(html).toContain(
+      '<p id="gate-reasons">live players[].kills noise in 3 of 100 sweeps (3 %, max 1 %).</p>',
+    )
+  })
+
+  it('a clean ledger that meets every criterion: GO, exit 0, in one line with its figures', async () => {
+    const args = await ledgerDir(
+      Array.from({ length: 20 }, (_, i) => ledgerLine(`s${i}`, 30 - i, ENDPOINTS)),
+      { minSweeps: 20 },
+    )
+    const { code, out } = await cli(['cutover', 'status', ...args])
+    expect(code).toBe(0)
+    expect(out).toEqual([
+      'cutover: GO — 20 sweeps in the last 24 h (needs 20); 16 endpoints clean >= 99.9 % (worst /endpoint-00 100 %); ' +
+        'no hard mismatch in the last 6 h; no field was noise; database within 0.1 % (worst 0 %); no expired waiver',
+    ])
   })
 })

@@ -161,7 +161,7 @@ describe('injected divergences in the shadow itself', () => {
     }
   })
 
-  it('a rare not counted by the shadow shows as value differences on the rare totals', async () => {
+  it('a rare not counted by the shadow shows as value differences on the uncached rare totals', async () => {
     const pair = await startPair()
     try {
       await pair.feed([frame('Larsson', new Date())])
@@ -183,8 +183,9 @@ describe('injected divergences in the shadow itself', () => {
         manifest: await manifestOf('live', 'total-rares', 'stats'),
       })
       expect(sweep.verdict).toBe('mismatch')
+      // /live's totals are read at each side's own cache refresh, so one rare apart there is within
+      // its declared allowance (rules.json); the uncached routes catch it exactly.
       expect(mismatchesOf(sweep)).toEqual([
-        'live value body.players[].total_rares',
         'stats value body.total_rares',
         'total-rares value body.all_time',
         'total-rares value body.today',

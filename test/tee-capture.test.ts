@@ -140,6 +140,29 @@ describe('capture', () => {
   })
 })
 
+describe('capture baseline', () => {
+  it('is the first event after the header, or not at all', async () => {
+    const path = await tmp('baseline.ndjson')
+    const capture = new CaptureWriter({ path, source: 'proxy', clock: { now: () => 2_000 }, logger })
+    const live = { '/live': { status: 200, body: { players: [{ character_name: 'Larsson' }] } } }
+    capture.baseline(live, 1_000, 40)
+    capture.frame('c1', '{"type":"telemetry"}')
+    expect(() => capture.baseline(live, 2_000, 40)).toThrow(/before any event/)
+    await capture.finish()
+    const { events, baseline } = await readCapture(path)
+    expect(baseline).toEqual(live)
+    expect(events[0]).toEqual({
+      kind: 'snapshot',
+      baseline: true,
+      t: 1_000,
+      duration_ms: 40,
+      responses: live,
+    })
+    expect(events.map((e) => e.kind)).toEqual(['snapshot', 'frame', 'end'])
+    expect(capture.stats.snapshots).toBe(0)
+  })
+})
+
 describe('capture file errors', () => {
   it('surfaces a capture that cannot be written instead of reporting success', async () => {
     const capture = new CaptureWriter({

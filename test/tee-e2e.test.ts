@@ -68,7 +68,15 @@ describe('a plugin frame sent to the primary reaches the shadow tracker', () => 
       shadow: new BackendClient({ side: 'shadow', url: shadow.url, logger }),
       teeMetricsUrl: `${proxyUrl.replace('ws', 'http')}/metrics`,
     })
-    expect(accounting).toMatchObject({ mirrored: sent, received: sent, lostInTransit: 0, notApplied: 0 })
+    expect(accounting).toMatchObject({
+      teeIn: sent,
+      teeDropped: 0,
+      teePending: 0,
+      mirrored: sent,
+      received: sent,
+      lostInTransit: 0,
+      notApplied: 0,
+    })
     await shadow.tracker.settle()
     await primary.tracker.settle()
     expect(await liveNames(shadow.url)).toEqual(await liveNames(primary.url))

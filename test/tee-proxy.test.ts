@@ -2,6 +2,7 @@ import pino from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { buildInlineProxy, type InlineProxy } from '../src/tee/inline-proxy.ts'
+import { unaccountedFrames } from '../src/tee/mirror-counters.ts'
 import { ShadowMirror } from '../src/tee/shadow-mirror.ts'
 import { freePort, waitFor, WsSink } from './support/ws-sink.ts'
 
@@ -128,12 +129,18 @@ describe('inline tee proxy', () => {
       await waitFor('every ack at the plugin', () => p.received.length === 1000, 30_000)
       const c = mirror.counters
       expect(c.frames_in).toBe(1000)
+      // Forwarded, dropped by reason or still pending: never lost without a counter.
+      expect(unaccountedFrames(c)).toBe(0)
       if (kind === 'down') expect(c.dropped_overflow).toBeGreaterThan(0)
       if (kind === 'slow') expect(c.dropped_slow).toBeGreaterThan(0)
       if (kind === 'refusing') {
         await waitFor('the refusal to be counted', () => mirror.counters.shadow_refused > 0)
         expect(c.frames_forwarded + c.dropped_overflow).toBeLessThanOrEqual(1000)
       }
+      mirror.shutdown()
+      await waitFor('the shut links to settle their frames', () => mirror.counters.pending === 0)
+      expect(unaccountedFrames(c)).toBe(0)
+      if (kind === 'down') expect(c.frames_forwarded).toBe(0)
     })
   }
 

@@ -4,6 +4,16 @@ import { ERR } from '../protocol/errors.ts'
  * The capture format (NDJSON, optionally gzipped): one header line, then events in the order the tee
  * received them. `t` is the receive time in epoch milliseconds. A capture holds the plugin stream and
  * the primary's read endpoints sampled at instants, so one file is a self-contained parity case.
+ *
+ * A live capture may start with a baseline: a snapshot with `"baseline":true`, the first event after
+ * the header, taken before the first frame was recorded. It records what the primary already held,
+ * which no replay of the frames can reproduce: a replay tells that history apart by it, and never
+ * compares it as a snapshot (readers older than the field would).
+ *
+ * A complete capture ends with an `end` event. Every line ends with `\n`, and a gzipped capture is
+ * sync-flushed at least once a second of capture time and after every snapshot, so the file a crashed
+ * tee leaves behind holds every record up to about a second before the crash (no gzip trailer, perhaps
+ * half a line): readers keep the complete records and report it as truncated.
  */
 
 export const CAPTURE_FORMAT = 'overlord-capture'
@@ -38,8 +48,10 @@ export type CaptureEvent =
   | { kind: 'close'; t: number; conn: string; code: number }
   | {
       kind: 'snapshot'
-      /** When the snapshot started; the replay compares at this instant. */
+      /** When the snapshot started; the replay compares at this instant (a baseline is not compared). */
       t: number
+      /** The primary's state before the capture: present (and first) only on the baseline snapshot. */
+      baseline?: true
       /** How long reading every endpoint took: the primary's answers come from anywhere in [t, t + duration_ms]. */
       duration_ms?: number
       responses: Record<string, RecordedResponse>

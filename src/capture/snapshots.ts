@@ -1,77 +1,74 @@
+import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
-import { request } from 'undici'
-import { coerceError } from '../protocol/errors.ts'
+import {
+  charactersIn,
+  expandCharacters,
+  expandTime,
+  type Manifest,
+  parseManifest,
+} from '../compare/manifest.ts'
+import { BackendClient } from '../compare/poller.ts'
 import type { RecordedResponse } from './format.ts'
 
-/** The primary's read endpoints a capture samples by default (CONTRACT.md §4). */
-export const DEFAULT_SNAPSHOT_ENDPOINTS = [
-  '/live',
-  '/trails?seconds=600',
-  '/total-kills',
-  '/total-rares',
-  '/stats/{character}',
-  '/character-stats/list',
-  '/portals',
-  '/quest-status',
-  '/vital-sharing/peers',
-]
+/**
+ * The one endpoint catalog (issue 9 §8): `compare/endpoints.json`, shipped with the code. Captures
+ * sample what sweeps compare, so a replay is judged on the same routes by the same rules.
+ */
+export const SHIPPED_CATALOG: Manifest = parseManifest(
+  JSON.parse(readFileSync(new URL('../../compare/endpoints.json', import.meta.url), 'utf8')),
+)
+
+/** The catalog's path templates, the default of every capture's snapshots. */
+export const DEFAULT_SNAPSHOT_ENDPOINTS: readonly string[] = SHIPPED_CATALOG.endpoints.map((e) => e.path)
 
 export interface SnapshotOptions {
-  /** The primary's HTTP base URL. */
+  /** The backend's HTTP base URL. */
   baseUrl: string
-  /** Paths; `{character}` expands to every player in the same snapshot's `/live`. */
+  /** Path templates; `{character}` expands per player in the same snapshot's `/live`, `{now-Ns}` at `at`. */
   endpoints: readonly string[]
-  /** A session cookie for the primary, sent but never recorded. */
+  /** A session cookie, sent but never recorded. */
   cookie?: string
   timeoutMs?: number
+  /** The snapshot's instant (ms), for `{now-Ns}`; default: now. */
+  at?: number
+  /** Which side the reads count against (the primary's read budget is the tighter one). */
+  side?: 'primary' | 'shadow'
   logger: Logger
 }
 
-/** Reads every endpoint once; a failed request becomes `{status: 0, body: {error}}` rather than throwing. */
+/**
+ * Reads every endpoint once through the harness's one HTTP reader ({@link BackendClient}); a failed
+ * request becomes `{status: 0, body: {error}}` rather than throwing.
+ */
 export async function takeSnapshot(o: SnapshotOptions): Promise<Record<string, RecordedResponse>> {
-  const responses: Record<string, RecordedResponse> = {}
-  const plain = o.endpoints.filter((e) => !e.includes('{character}'))
-  const perCharacter = o.endpoints.filter((e) => e.includes('{character}'))
-  for (const path of plain) responses[path] = await fetchJson(o, path)
-  if (perCharacter.length > 0) {
-    const live = responses['/live'] ?? (await fetchJson(o, '/live'))
-    for (const name of playerNames(live.body)) {
+  const client = new BackendClient({
+    side: o.side ?? 'primary',
+    url: o.baseUrl,
+    logger: o.logger,
+    ...(o.cookie === undefined ? {} : { auth: { kind: 'cookie' as const, cookie: o.cookie } }),
+    ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+  })
+  try {
+    const at = o.at ?? Date.now()
+    const read = async (path: string): Promise<RecordedResponse> => {
+      const r = await client.get(path)
+      return r.ok ? { status: r.status, body: r.body } : { status: 0, body: { error: r.message } }
+    }
+    const responses: Record<string, RecordedResponse> = {}
+    const templates = o.endpoints.map((e) => expandTime(e, at))
+    const plain = templates.filter((e) => !e.includes('{character}'))
+    const perCharacter = templates.filter((e) => e.includes('{character}'))
+    for (const path of plain) responses[path] = await read(path)
+    if (perCharacter.length > 0) {
+      const live = responses['/live'] ?? (await read('/live'))
+      const names = charactersIn(live.body, SHIPPED_CATALOG)
       for (const template of perCharacter) {
-        const path = template.replaceAll('{character}', encodeURIComponent(name))
-        responses[path] = await fetchJson(o, path)
+        for (const path of expandCharacters(template, names)) responses[path] = await read(path)
       }
     }
-  }
-  return responses
-}
-
-function playerNames(body: unknown): string[] {
-  const players = (body as { players?: unknown } | null)?.players
-  if (!Array.isArray(players)) return []
-  return players
-    .map((p) => (p as { character_name?: unknown }).character_name)
-    .filter((n): n is string => typeof n === 'string')
-}
-
-async function fetchJson(o: SnapshotOptions, path: string): Promise<RecordedResponse> {
-  try {
-    const res = await request(new URL(path, o.baseUrl), {
-      method: 'GET',
-      headers: o.cookie === undefined ? {} : { cookie: o.cookie },
-      headersTimeout: o.timeoutMs ?? 5_000,
-      bodyTimeout: o.timeoutMs ?? 5_000,
-    })
-    const text = await res.body.text()
-    let body: unknown = text
-    try {
-      body = JSON.parse(text)
-    } catch {
-      // Not JSON: kept as text so the comparison still sees it.
-    }
-    return { status: res.statusCode, body }
-  } catch (err) {
-    o.logger.debug({ err: coerceError(err), path }, 'snapshot request failed')
-    return { status: 0, body: { error: coerceError(err).message } }
+    return responses
+  } finally {
+    await client.close()
   }
 }
 
@@ -101,7 +98,7 @@ export class SnapshotPoller {
   async snapshotNow(): Promise<void> {
     if (this.#running !== undefined) return this.#running
     const t = this.#o.now()
-    this.#running = takeSnapshot(this.#o)
+    this.#running = takeSnapshot({ ...this.#o, at: t })
       .then((responses) => this.#onSnapshot(t, responses, this.#o.now() - t))
       .finally(() => {
         this.#running = undefined

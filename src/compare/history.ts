@@ -10,7 +10,9 @@ const MAX_FRAMES = 30_000
  */
 export class ReadHistory {
   readonly #reads = new Map<string, { primary: TimedDoc[]; shadow: TimedDoc[] }>()
-  /** Primary copies of frames by kind, then `character|instant` (insertion order = age). */
+  /** The newest frame instant (µs) each side showed per character, by side and kind. */
+  readonly #newest = new Map<string, Map<string, { instant: number; at: number }>>()
+  /** Copies of frames by side and kind, then `character|instant` (insertion order = age). */
   readonly #frames = new Map<string, Map<string, { at: number; value: Record<string, unknown> }>>()
   readonly #perUrl: number
   readonly #maxAgeMs: number
@@ -38,22 +40,47 @@ export class ReadHistory {
     while (list.length > this.#perUrl || (list.length > 0 && list[0]!.at < oldest)) list.shift()
   }
 
-  /** Keeps the primary's copy of one frame (the latest read of it wins). */
-  keepFrame(kind: string, key: string, at: number, value: Record<string, unknown>): void {
-    let frames = this.#frames.get(kind)
+  /** Keeps one side's copy of one frame (the latest read of it wins). */
+  keepFrame(
+    kind: string,
+    key: string,
+    at: number,
+    value: Record<string, unknown>,
+    side: 'primary' | 'shadow' = 'primary',
+  ): void {
+    let frames = this.#frames.get(`${side}:${kind}`)
     if (frames === undefined) {
       frames = new Map()
-      this.#frames.set(kind, frames)
+      this.#frames.set(`${side}:${kind}`, frames)
     }
     frames.delete(key)
     frames.set(key, { at, value })
+    const who = key.slice(0, key.lastIndexOf('|'))
+    const instant = Number(key.slice(key.lastIndexOf('|') + 1))
+    let newest = this.#newest.get(`${side}:${kind}`)
+    if (newest === undefined) {
+      newest = new Map()
+      this.#newest.set(`${side}:${kind}`, newest)
+    }
+    if ((newest.get(who)?.instant ?? Number.NEGATIVE_INFINITY) < instant) newest.set(who, { instant, at })
     if (frames.size > MAX_FRAMES) frames.delete(frames.keys().next().value!)
   }
 
-  /** The primary's copy of a frame, if a read showed it within the age bound. */
-  frame(kind: string, key: string, nowMs: number): Record<string, unknown> | undefined {
-    const f = this.#frames.get(kind)?.get(key)
+  /** One side's copy of a frame, if a read showed it within the age bound. */
+  frame(
+    kind: string,
+    key: string,
+    nowMs: number,
+    side: 'primary' | 'shadow' = 'primary',
+  ): Record<string, unknown> | undefined {
+    const f = this.#frames.get(`${side}:${kind}`)?.get(key)
     return f === undefined || f.at < nowMs - this.#maxAgeMs ? undefined : f.value
+  }
+
+  /** The newest frame instant (µs) a side showed for a character within the age bound. */
+  newestFrame(kind: string, character: string, nowMs: number, side: 'primary' | 'shadow'): number | undefined {
+    const f = this.#newest.get(`${side}:${kind}`)?.get(character)
+    return f === undefined || f.at < nowMs - this.#maxAgeMs ? undefined : f.instant
   }
 
   /** Forgets URLs not read since `beforeMs` (characters that went offline), and older frames. */

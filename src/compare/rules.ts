@@ -13,8 +13,14 @@ export interface FieldRule {
   toleranceMs?: number
   /** A counter or clock that only grows: a shadow value between the primary's two reads is explained. */
   monotonic?: boolean
-  /** How far a monotonic value may trail the primary's first read and still be explained by lag. */
+  /**
+   * How far apart in time the two sides' values of a monotonic field may be taken, either way (ms):
+   * a total read when each side's 5 s cache refreshes. The primary's rate over that time is allowed.
+   */
+  apartMs?: number
+  /** How much a monotonic value may trail, and lead, beyond the rate-based allowance (a count). */
   maxLead?: number
+  maxAhead?: number
   /** Why this field is not compared exactly: required with any tolerance or allowance (issue 9 §7). */
   reason?: string
 }
@@ -222,10 +228,9 @@ export function parseRules(raw: unknown, rawWaivers: unknown = []): CompareRules
       for (const [path, rule] of Object.entries(e.fields as object)) {
         if (!isObject(rule)) fail(`endpoints.${name}.fields.${path} must be an object`)
         const r = rule as Record<string, unknown>
-        for (const k of ['abs', 'rel', 'toleranceMs', 'maxLead']) {
-          num(r[k], `endpoints.${name}.fields.${path}.${k}`, 0)
-        }
-        const allowance = ['abs', 'rel', 'toleranceMs', 'maxLead'].some((k) => Number(r[k] ?? 0) > 0)
+        const allowances = ['abs', 'rel', 'toleranceMs', 'maxLead', 'apartMs', 'maxAhead']
+        for (const k of allowances) num(r[k], `endpoints.${name}.fields.${path}.${k}`, 0)
+        const allowance = allowances.some((k) => Number(r[k] ?? 0) > 0)
         if ((allowance || r.monotonic === true) && (typeof r.reason !== 'string' || r.reason.trim() === '')) {
           fail(`endpoints.${name}.fields.${path}: a tolerance or monotonic allowance needs a "reason"`)
         }

@@ -9,12 +9,13 @@ import type { EndpointSpec, Manifest } from './manifest.ts'
 import { charactersIn, expandCharacters, expandTime } from './manifest.ts'
 import { ReadHistory } from './history.ts'
 import { normalize } from './normalize.ts'
-import type { BackendClient, ReadResult } from './poller.ts'
+import type { BackendClient, BackendLoad, ReadResult } from './poller.ts'
 import type { CompareRules } from './rules.ts'
 import { isExpired } from './rules.ts'
 import type { InstanceReads, InstanceTriage, LagSample, LagStats } from './triage.ts'
 import { framesIn, lagStats, settleEndpoint, triageInstance } from './triage.ts'
 import type { DiffClass, TriagedDifference } from './types.ts'
+import type { WsLiveReport } from './ws-live.ts'
 import { DIFF_CLASSES } from './types.ts'
 
 /** A read that could not be made: an entry in the report, never a crash. */
@@ -77,6 +78,8 @@ export interface SweepResult {
   }[]
   accounting?: Accounting
   database?: DatabaseParity
+  /** What this sweep asked of each backend, and the limits it ran under (issue 9 §5). */
+  load?: { primary: BackendLoad; shadow: BackendLoad }
 }
 
 /** Progress while a sweep works (the CLI prints it, tests may use it to act between reads). */
@@ -100,6 +103,11 @@ export interface SweepOptions {
   database?: DbParityOptions
   /** Earlier reads per URL (watch keeps one across sweeps); a fresh one when absent. */
   history?: ReadHistory
+  /**
+   * The browser feed's window for this sweep (issue 9 §3): called once the HTTP reads are done;
+   * its report joins the endpoints as `ws-live`, its socket errors join the errors.
+   */
+  liveFeed?: () => Promise<WsLiveReport>
   now?: () => number
 }
 
@@ -133,6 +141,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
   const id = `${new Date(started).toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`
   const errors: SweepError[] = []
   const gaps: number[] = []
+  const marks = { primary: primary.mark(), shadow: shadow.mark() }
   let requests = 0
 
   const readTriple = async (endpoint: string, url: string): Promise<Triple> => {
@@ -210,13 +219,17 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
         gapMs: second.startedAt - first.startedAt,
         at: s.startedAt,
         history: history.of(url),
-        frame: (kind, key) => history.frame(kind, key, started),
+        frame: (kind, key, side) => history.frame(kind, key, started, side),
+        newestFrame: (kind, character, side) => history.newestFrame(kind, character, started, side),
       }
       for (const [doc, at] of [
         [reads.first, first.startedAt],
         [reads.second, second.startedAt],
       ] as const) {
         for (const f of framesIn(doc, endpointRules)) history.keepFrame(f.kind, f.key, at, f.value)
+      }
+      for (const f of framesIn(reads.shadow, endpointRules)) {
+        history.keepFrame(f.kind, f.key, s.startedAt, f.value, 'shadow')
       }
       list.push(reads)
     }
@@ -286,6 +299,22 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
     })
   }
 
+  if (options.liveFeed !== undefined) {
+    try {
+      const feed = await options.liveFeed()
+      endpoints.push(feed)
+      errors.push(...feed.errorEntries)
+    } catch (err) {
+      errors.push({
+        endpoint: 'ws-live',
+        url: '/ws/live',
+        side: 'shadow',
+        code: ERR.CMP_BACKEND,
+        message: String(err),
+      })
+    }
+  }
+
   let accounting: Accounting | undefined
   try {
     accounting = await readAccounting({ primary, shadow, teeMetricsUrl: options.teeMetricsUrl })
@@ -348,5 +377,6 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
     })),
     ...(accounting === undefined ? {} : { accounting }),
     ...(database === undefined ? {} : { database }),
+    load: { primary: primary.stats(marks.primary), shadow: shadow.stats(marks.shadow) },
   }
 }

@@ -27,8 +27,10 @@ export interface InstanceReads {
   /** When the shadow read started (ms): history older than `rules.lag.maxMs` before it is not used. */
   at?: number
   history?: { primary: readonly TimedDoc[]; shadow: readonly TimedDoc[] }
-  /** The primary's copy of a frame seen by any endpoint (`kind`, `character|instant-ms`), see {@link framesIn}. */
-  frame?: (kind: string, key: string) => Record<string, unknown> | undefined
+  /** A side's copy of a frame seen by any endpoint (`kind`, `character|instant`), see {@link framesIn}; the primary's by default. */
+  frame?: (kind: string, key: string, side?: 'primary' | 'shadow') => Record<string, unknown> | undefined
+  /** The newest frame instant (µs) a side showed for a character on any endpoint of the kind. */
+  newestFrame?: (kind: string, character: string, side: 'primary' | 'shadow') => number | undefined
 }
 
 /** One measured lag: an entity (or document) whose two sides describe different frames. */
@@ -308,6 +310,7 @@ export function triageInstance(reads: InstanceReads, ctx: TriageContext): Instan
   const oldest = (reads.history?.primary ?? []).find((h) => h.at >= horizon)
   const trail: Trail = {
     behind: ctx.behind === true || lag.some((l) => l.ms > 0),
+    ahead: lag.some((l) => l.ms < 0),
     oldest: oldest === undefined ? undefined : { doc: oldest.doc, ageMs: (reads.at ?? ctx.nowMs) - oldest.at },
   }
 
@@ -351,8 +354,26 @@ export function triageInstance(reads: InstanceReads, ctx: TriageContext): Instan
 interface Trail {
   /** Measured behind (this instance's frames, or the sweep's character endpoint). */
   behind: boolean
+  /** This document's frame is newer on the shadow than in any primary read (the primary's writes trail). */
+  ahead: boolean
   /** The oldest primary read kept, to estimate how fast a counter moves. */
   oldest: { doc: NormalizedDoc; ageMs: number } | undefined
+}
+
+/**
+ * An entity one side's cached view lacks while that side showed its very frame on another endpoint
+ * (`/stats` read in the same sweep): the view's cache has not refreshed since, not a divergence.
+ */
+function seenElsewhere(d: Difference, reads: InstanceReads, endpointRules: EndpointRules | undefined): boolean {
+  const parent = parentOf(d)
+  const rule = parent === undefined ? undefined : endpointRules?.frames?.[parent.signature]
+  if (rule?.archive === undefined || reads.newestFrame === undefined) return false
+  const ent = d.class === 'extra_entity' ? d.shadow : d.primary
+  if (!isRecord(ent) || typeof ent.character_name !== 'string') return false
+  const t = instantMs(ent[rule.field])
+  const other = reads.newestFrame(rule.archive, ent.character_name, d.class === 'extra_entity' ? 'primary' : 'shadow')
+  // The other side has this character at this frame or a newer one.
+  return t !== undefined && other !== undefined && other >= Math.round(t * 1000)
 }
 
 function explainedAsLag(
@@ -367,6 +388,11 @@ function explainedAsLag(
   const shadowValue = valueAt(reads.shadow, d)
   if (d.class === 'missing_entity' || d.class === 'extra_entity') {
     if (outsideSeries(d, d.class === 'missing_entity' ? reads.shadow : reads.first, endpointRules)) return true
+    // The first read of this URL has no earlier poll to tell a fresh login from an omission: the
+    // other side's own frames (its /stats in this sweep) tell it. From the next sweep on, the
+    // earlier polls do, so an entity a side never lists is caught then.
+    const firstRead = (reads.history?.primary.length ?? 0) === 0 && (reads.history?.shadow.length ?? 0) === 0
+    if (firstRead && seenElsewhere(d, reads, endpointRules)) return true
     // The primary was in the shadow's state recently: an entity it had just added or dropped.
     const shadowHas = shadowValue !== undefined
     if (primaryReads.some((doc) => (valueAt(doc, d) !== undefined) === shadowHas)) return true
@@ -396,13 +422,18 @@ function explainedAsLag(
       : typeof after === 'number' && typeof first === 'number' && reads.gapMs > 0
         ? Math.abs(after - first) / reads.gapMs
         : 0
-  const ahead = asInstant ? rules.lag.aheadMs : rate * rules.lag.aheadMs
-  if (rule.maxLead === undefined && trail.oldest === undefined && trail.behind) {
+  const aheadMs = rule.apartMs ?? rules.lag.aheadMs
+  // The shadow has processed a frame the primary has not written yet: its counters may lead by it.
+  const ahead = trail.ahead
+    ? Number.POSITIVE_INFINITY
+    : (asInstant ? aheadMs : rate * aheadMs) + (rule.maxAhead ?? 0)
+  if (trail.oldest === undefined && trail.behind) {
     // Measured behind and no earlier poll to say how far: any value up to the primary's is lag.
     // The next sweep, with history, bounds it from below.
     return between(values, shadowValue, Number.POSITIVE_INFINITY, ahead)
   }
-  const behind = rule.maxLead ?? (asInstant ? ctx.lagMs : rate * ctx.lagMs)
+  const behindMs = Math.max(ctx.lagMs, rule.apartMs ?? 0)
+  const behind = (asInstant ? behindMs : rate * behindMs) + (rule.maxLead ?? 0)
   return between(values, shadowValue, behind, ahead)
 }
 

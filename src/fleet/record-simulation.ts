@@ -60,6 +60,8 @@ export async function recordSimulation(o: RecordSimulationOptions): Promise<Flee
       baseUrl: o.primary.baseUrl,
       endpoints: o.endpoints,
       logger: o.logger,
+      // Simulated time, so `{now-3600s}` is the same on every recording.
+      at: t,
     })
     o.capture.snapshot(responses, t)
   }

@@ -6,7 +6,7 @@ import { ERR, OverlordError } from '../protocol/errors.ts'
 import type { RecordedResponse } from '../capture/format.ts'
 import { takeSnapshot } from '../capture/snapshots.ts'
 import type { Capture } from '../capture/reader.ts'
-import { type Difference, plainComparer, type SnapshotComparer } from './snapshot-compare.ts'
+import type { Difference, SnapshotJudge } from './snapshot-compare.ts'
 import type { VirtualClock } from './virtual-clock.ts'
 
 /** The fresh tracker a capture is replayed into; it runs on `clock`. */
@@ -26,8 +26,8 @@ export interface ReplayOptions {
   logger: Logger
   /** Virtual ms per real ms; `Infinity` (the default) replays as fast as the target takes it. */
   speed?: number
-  /** How recorded and replayed responses are compared (default: deep-equal after normalization). */
-  compare?: SnapshotComparer
+  /** The comparison engine, as `sweep` uses it (see {@link loadJudge}). */
+  judge: SnapshotJudge
   /** Endpoints never compared (volatile ones). */
   ignoreEndpoints?: readonly string[]
   onProgress?: (done: number, total: number) => void
@@ -36,8 +36,16 @@ export interface ReplayOptions {
 /** One endpoint at one snapshot instant. */
 export interface EndpointResult {
   path: string
+  /** The catalog endpoint it was expanded from; absent for a path outside the catalog. */
+  endpoint?: string
   equal: boolean
   differences: Difference[]
+  /** Differences explained as the recorded primary's lag (its `/live` cache, its write delay). */
+  explained: number
+  /** Differences on history the primary held before the capture (its baseline): not judged. */
+  preExisting?: Difference[]
+  /** Entities at another frame than the primary's: seconds the recorded primary trailed the replay (negative) or led it. */
+  lagMs?: number[]
 }
 
 export interface SnapshotResult {
@@ -67,7 +75,6 @@ export async function replayCapture(o: ReplayOptions): Promise<ReplayResult> {
   const { capture, target, logger } = o
   const speed = o.speed ?? Number.POSITIVE_INFINITY
   const ignore = new Set(o.ignoreEndpoints ?? [])
-  const compare = o.compare ?? plainComparer
   const wsUrl = `${target.baseUrl.replace(/^http/, 'ws')}/ws/position`
   const sockets = new Map<string, WebSocket>()
   const dirty = new Set<WebSocket>()
@@ -163,16 +170,30 @@ export async function replayCapture(o: ReplayOptions): Promise<ReplayResult> {
           await fence()
           await closeSocket(ws, sendableClose(event.code))
         }
+      } else if (event.kind === 'snapshot' && event.baseline === true) {
+        // The primary before the capture: what the replay cannot reproduce, told apart from divergence.
+        o.judge.baseline(event.responses, event.t)
       } else if (event.kind === 'snapshot') {
         await fence()
         await target.settle()
         const endpoints = Object.keys(event.responses).filter((p) => !ignore.has(p))
-        const actual = await takeSnapshot({ baseUrl: target.baseUrl, endpoints, logger })
+        const actual = await takeSnapshot({ baseUrl: target.baseUrl, endpoints, logger, side: 'shadow' })
         const snapshot: SnapshotResult = { offset_ms: event.t - first, endpoints: [] }
+        const specs = o.judge.endpointsOf(event.responses, event.t)
         for (const path of endpoints) {
           const expected = event.responses[path] as RecordedResponse
-          const differences = compare(path, expected, actual[path] ?? { status: 0, body: null })
-          snapshot.endpoints.push({ path, equal: differences.length === 0, differences })
+          const spec = specs.get(path)
+          const verdict = o.judge.judge(path, spec, expected, actual[path] ?? { status: 0, body: null }, event.t)
+          const { differences, explained, lag, preExisting } = verdict
+          snapshot.endpoints.push({
+            path,
+            ...(spec === undefined ? {} : { endpoint: spec.name }),
+            equal: differences.length === 0,
+            differences,
+            explained,
+            ...(preExisting.length === 0 ? {} : { preExisting }),
+            ...(lag.length === 0 ? {} : { lagMs: lag.map((l) => l.ms) }),
+          })
           result.compared += 1
           if (differences.length > 0) result.mismatched += 1
         }

@@ -80,4 +80,17 @@ describe('replay judged by the comparison engine', () => {
     )
     expect(d.differences.map((x) => x.class)).toEqual(['extra_field'])
   })
+  it('tells history the primary held before the capture (its baseline) apart from divergence', () => {
+    const judge = new SnapshotJudge(rules, manifest)
+    const spec = manifest.endpoints[0]
+    const at = '2026-11-22T08:00:00+00:00'
+    judge.baseline({ '/live': live([{ character_name: 'Old', timestamp: at, kills: 7 }]) }, T - 1000)
+    const recorded = live([
+      { character_name: 'New', timestamp: at, kills: 1 },
+      { character_name: 'Old', timestamp: at, kills: 7 },
+    ])
+    const result = judge.judge('/live', spec, recorded, live([{ character_name: 'New', timestamp: at, kills: 2 }]), T)
+    expect(result.preExisting).toMatchObject([{ path: 'body.players[Old]', class: 'missing_entity' }])
+    expect(result.differences).toMatchObject([{ path: 'body.players[New].kills', class: 'value' }])
+  })
 })

@@ -10,7 +10,8 @@ import {
 } from '../compare/manifest.ts'
 import { normalize } from '../compare/normalize.ts'
 import { type CompareRules, loadRules } from '../compare/rules.ts'
-import { framesIn, type LagSample, settleEndpoint, triageInstance } from '../compare/triage.ts'
+import type { NormalizedDoc } from '../compare/normalize.ts'
+import { framesIn, type LagSample, settleEndpoint, triageInstance, valueAt } from '../compare/triage.ts'
 
 /** One place where a replayed response differs from the recorded one. */
 export interface Difference {
@@ -30,6 +31,11 @@ export interface SnapshotJudgement {
   differences: Difference[]
   /** Differences the engine explained as lag (the recorded primary's cache or write delay). */
   explained: number
+  /**
+   * Differences at paths the primary already held before the capture began (its baseline): history
+   * the captured frames cannot reproduce, reported apart and not judged.
+   */
+  preExisting: Difference[]
   lag: LagSample[]
 }
 
@@ -46,6 +52,7 @@ export class SnapshotJudge {
   readonly #manifest: Manifest
   readonly #history: ReadHistory
   readonly #nowMs: number
+  readonly #baseline = new Map<string, NormalizedDoc>()
 
   constructor(rules: CompareRules, manifest: Manifest, nowMs = Date.now()) {
     this.#rules = rules
@@ -73,6 +80,35 @@ export class SnapshotJudge {
       for (const f of framesIn(doc, endpointRules)) this.#history.keepFrame(f.kind, f.key, t, f.value)
     }
     return out
+  }
+
+  /**
+   * The primary's state before the capture's first frame (`capture --allow-existing`): a difference
+   * whose path, or an entity above it, is in here is pre-existing history, not a divergence.
+   */
+  baseline(responses: Record<string, RecordedResponse>, t: number): void {
+    const specs = this.endpointsOf(responses, t)
+    for (const [path, recorded] of Object.entries(responses)) {
+      const spec = specs.get(path)
+      const endpointRules = spec === undefined ? undefined : this.#rules.endpoints[spec.name]
+      this.#baseline.set(path, normalize({ status: recorded.status, body: recorded.body }, endpointRules))
+    }
+  }
+
+  #preExisting(path: string, d: { path: string }): boolean {
+    const base = this.#baseline.get(path)
+    if (base === undefined) return false
+    // An entity the difference lies in (or is) was already there: `body.players[Larsson]`.
+    let prefix = ''
+    for (const [token] of d.path.matchAll(/\[[^\]]*\]|\.?[^.[]+/g)) {
+      prefix += token
+      if (token.startsWith('[') && valueAt(base, { path: prefix }) !== undefined) return true
+    }
+    // A total or list the primary had already accumulated.
+    const v = valueAt(base, d)
+    if (typeof v === 'number') return v !== 0
+    if (typeof v === 'object' && v !== null) return Object.keys(v).length > 0
+    return false
   }
 
   /** Compares one path's recorded and replayed responses at snapshot instant `t`. */
@@ -105,17 +141,19 @@ export class SnapshotJudge {
     this.#history.push(path, 'primary', { at: t, doc: first })
     this.#history.push(path, 'shadow', { at: t, doc: shadow })
     const settled = settleEndpoint([inst], this.#rules)
+    const found = settled.differences
+      .filter((d) => d.status === 'mismatch')
+      .map((d) => ({
+        path: d.path,
+        expected: d.primary,
+        actual: d.shadow,
+        class: d.class,
+        ...(d.detail === undefined ? {} : { detail: d.detail }),
+      }))
     return {
       endpoint: spec?.name,
-      differences: settled.differences
-        .filter((d) => d.status === 'mismatch')
-        .map((d) => ({
-          path: d.path,
-          expected: d.primary,
-          actual: d.shadow,
-          class: d.class,
-          ...(d.detail === undefined ? {} : { detail: d.detail }),
-        })),
+      differences: found.filter((d) => !this.#preExisting(path, d)),
+      preExisting: found.filter((d) => this.#preExisting(path, d)),
       explained: settled.explained,
       lag: settled.lag,
     }

@@ -30,6 +30,11 @@ export interface ProxyCounters {
   primary_unreachable: number
   frames_to_primary: number
   frames_to_plugin: number
+  /**
+   * Plugin frames sent as binary: relayed to the primary, but never handed to the mirror (it carries
+   * text frames only) nor captured, so they are not in the mirror's `frames_in`.
+   */
+  binary_not_mirrored: number
   /** Times a side stopped reading because the other side's send buffer was over the high-water mark. */
   backpressure_pauses: number
 }
@@ -96,6 +101,7 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
     primary_unreachable: 0,
     frames_to_primary: 0,
     frames_to_plugin: 0,
+    binary_not_mirrored: 0,
     backpressure_pauses: 0,
   }
   const log = o.logger.child({ component: 'tee-proxy' })
@@ -225,7 +231,9 @@ export function buildInlineProxy(o: InlineProxyOptions): InlineProxy {
             relay(ws, upstream, data, isBinary, counters)
             counters.frames_to_primary += 1
           }
-          if (!isBinary && (o.mirror !== undefined || o.capture !== undefined)) {
+          if (isBinary) {
+            counters.binary_not_mirrored += 1
+          } else if (o.mirror !== undefined || o.capture !== undefined) {
             // After the primary write: the copy must never delay the original.
             const text = data.toString('utf8')
             o.mirror?.frame(conn, text)

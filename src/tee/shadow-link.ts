@@ -28,6 +28,10 @@ const HEALTHY_LIFETIME_MS = 2_000
  * One plugin connection as the shadow sees it: a WebSocket opened with the shadow's secret, frames
  * sent in order, and the plugin's disconnect mirrored. Every method returns at once and never throws
  * (CONTRACT.md §10): a shadow that is down, slow or refusing only costs dropped, counted frames.
+ *
+ * Every frame given to {@link ShadowLink.send} is counted exactly once as forwarded or dropped, and
+ * is `pending` until then (the invariant in `mirror-counters.ts`): queued, or written to the socket
+ * and waiting for its send callback.
  */
 export class ShadowLink {
   readonly #o: ShadowLinkOptions
@@ -62,20 +66,27 @@ export class ShadowLink {
 
   /** Sends one frame, or queues it while the shadow socket connects; drops it past the bounds. */
   send(data: string): void {
-    if (this.#done || this.#closing !== undefined) return
+    const counters = this.#o.counters
+    if (this.#done || this.#closing !== undefined) {
+      counters.dropped_closed += 1
+      return
+    }
     const ws = this.#ws
     if (ws !== undefined && ws.readyState === WebSocket.OPEN) {
+      // Bytes not yet in the kernel: a stopped or slow shadow has filled the kernel's buffers.
       if (ws.bufferedAmount > this.#o.maxBufferedBytes) {
-        this.#o.counters.dropped_slow += 1
+        counters.dropped_slow += 1
         return
       }
+      counters.pending += 1
       this.#write(ws, data)
       return
     }
     if (this.#queue.length >= this.#o.maxQueue) {
-      this.#o.counters.dropped_overflow += 1
+      counters.dropped_overflow += 1
       return
     }
+    counters.pending += 1
     this.#queue.push(data)
     this.connect()
   }
@@ -88,9 +99,12 @@ export class ShadowLink {
     if (ws === undefined || ws.readyState !== WebSocket.CONNECTING) this.#finish()
   }
 
-  /** Drops everything at once (tee shutdown). */
+  /**
+   * Drops everything at once (tee shutdown): queued frames count as `dropped_closed` now, frames in
+   * the socket's send buffer as `dropped_unflushed` when their send callbacks fail.
+   */
   terminate(): void {
-    this.#queue = []
+    this.#discardQueue()
     this.#done = true
     clearTimeout(this.#retryTimer)
     this.#retryTimer = undefined
@@ -102,7 +116,7 @@ export class ShadowLink {
     this.#done = true
     clearTimeout(this.#retryTimer)
     this.#retryTimer = undefined
-    this.#queue = []
+    this.#discardQueue()
     const ws = this.#ws
     this.#ws = undefined
     if (ws === undefined) return
@@ -114,13 +128,35 @@ export class ShadowLink {
     }
   }
 
+  #discardQueue(): void {
+    const counters = this.#o.counters
+    counters.dropped_closed += this.#queue.length
+    counters.pending -= this.#queue.length
+    this.#queue = []
+  }
+
+  /**
+   * Writes one frame already counted as pending. The send callback says whether the socket flushed
+   * it to the kernel: forwarded then, dropped as unflushed when the socket died or was terminated
+   * first (Node fails every write it has not completed, the one in flight with ECANCELED).
+   */
   #write(ws: WebSocket, data: string): void {
+    const counters = this.#o.counters
+    let settled = false
+    const settle = (err: Error | null | undefined): void => {
+      if (settled) return
+      settled = true
+      counters.pending -= 1
+      if (err == null) counters.frames_forwarded += 1
+      else counters.dropped_unflushed += 1
+    }
     try {
-      ws.send(data)
-      this.#o.counters.frames_forwarded += 1
+      ws.send(data, settle)
     } catch (err) {
-      this.#o.counters.shadow_errors += 1
-      this.#o.logger.debug({ err: coerceError(err) }, 'shadow send failed')
+      const error = coerceError(err)
+      counters.shadow_errors += 1
+      this.#o.logger.debug({ err: error }, 'shadow send failed')
+      settle(error)
     }
   }
 
@@ -137,6 +173,7 @@ export class ShadowLink {
       counters.shadow_errors += 1
       logger.warn({ err: coerceError(err) }, 'shadow url unusable')
       this.#done = true
+      this.#discardQueue()
       return
     }
     this.#ws = ws

@@ -1,15 +1,24 @@
 import { parseDuration } from '../../util/duration.ts'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { type Command, Option } from 'commander'
 import { ERR, OverlordError } from '../../protocol/errors.ts'
-import { declareCutover, evaluateGate, type GateStatus, parseCriteria } from '../../compare/gate.ts'
+import {
+  declareCutover,
+  evaluateGate,
+  type GateStatus,
+  gateLines,
+  parseCriteria,
+} from '../../compare/gate.ts'
 import { readLedger, recordSweep } from '../../compare/ledger.ts'
+import { ReadHistory } from '../../compare/history.ts'
 import { loadManifest } from '../../compare/manifest.ts'
-import { type BackendAuth, BackendClient } from '../../compare/poller.ts'
+import { type BackendAuth, BackendClient, DEFAULT_LIMITS, type LoadLimits } from '../../compare/poller.ts'
 import { writeReports } from '../../compare/report.ts'
 import { loadRules, readJson } from '../../compare/rules.ts'
 import { runSweep, type SweepResult } from '../../compare/sweep.ts'
 import { watch } from '../../compare/watch.ts'
+import { openLiveFeeds } from '../../compare/ws-live.ts'
 import { type CliContext, EXIT, verdict } from '../program.ts'
 
 /** Parses `trust`, `cookie:name=value` or `login:user:password`. */
@@ -41,6 +50,12 @@ interface CommonOpts {
   teeMetrics?: string
   concurrency: string
   bucketSeconds?: string
+  wsLive?: boolean
+  wsWindow?: string
+  primaryMaxRps?: string
+  primaryMaxInFlight?: string
+  shadowMaxRps?: string
+  shadowMaxInFlight?: string
 }
 
 function addCommon(cmd: Command, ctx: CliContext): Command {
@@ -71,6 +86,32 @@ function addCommon(cmd: Command, ctx: CliContext): Command {
     )
     .option('--bucket-seconds <n>', 'database parity bucket width')
     .option('--concurrency <n>', 'instances read in parallel', '16')
+    .option('--no-ws-live', 'do not compare the browser feed /ws/live')
+    .option('--ws-window <duration>', 'shortest /ws/live window a sweep compares', '5s')
+    .addOption(
+      new Option(
+        '--primary-max-rps <n>',
+        `requests/s to the primary (default ${DEFAULT_LIMITS.primary.maxRps}; 0 or none: no limit)`,
+      ).default(env.PRIMARY_MAX_RPS),
+    )
+    .addOption(
+      new Option(
+        '--primary-max-in-flight <n>',
+        `requests awaiting the primary at once (default ${DEFAULT_LIMITS.primary.maxInFlight}; 0 or none: no limit)`,
+      ).default(env.PRIMARY_MAX_IN_FLIGHT),
+    )
+    .addOption(
+      new Option(
+        '--shadow-max-rps <n>',
+        `requests/s to the shadow (default ${DEFAULT_LIMITS.shadow.maxRps}; 0 or none: no limit)`,
+      ).default(env.SHADOW_MAX_RPS),
+    )
+    .addOption(
+      new Option(
+        '--shadow-max-in-flight <n>',
+        `requests awaiting the shadow at once (default ${DEFAULT_LIMITS.shadow.maxInFlight}; 0 or none: no limit)`,
+      ).default(env.SHADOW_MAX_IN_FLIGHT),
+    )
 }
 
 async function prepare(opts: CommonOpts, ctx: CliContext) {
@@ -80,6 +121,29 @@ async function prepare(opts: CommonOpts, ctx: CliContext) {
       'both --primary and --shadow (or PRIMARY_URL/SHADOW_URL) are required',
     )
   }
+  // Load limits (issue 9 §5): unset keeps the side's DEFAULT_LIMITS, 0 or `none` lifts one.
+  const limit = (flag: string, spec: string | undefined, whole: boolean): number | undefined => {
+    if (spec === undefined || spec === '') return undefined
+    if (spec === '0' || spec === 'none') return Number.POSITIVE_INFINITY
+    const n = Number(spec)
+    if (!(n > 0) || (whole && !Number.isInteger(n))) {
+      throw new OverlordError(
+        ERR.CMP_RULES,
+        `${flag} ${spec}: use a ${whole ? 'whole ' : ''}number above 0, or 0 or none for no limit`,
+      )
+    }
+    return n
+  }
+  const limits = (side: 'primary' | 'shadow', rps?: string, inFlight?: string): Partial<LoadLimits> => {
+    const maxRps = limit(`--${side}-max-rps`, rps, false)
+    const maxInFlight = limit(`--${side}-max-in-flight`, inFlight, true)
+    return {
+      ...(maxRps === undefined ? {} : { maxRps }),
+      ...(maxInFlight === undefined ? {} : { maxInFlight }),
+    }
+  }
+  const primaryLimits = limits('primary', opts.primaryMaxRps, opts.primaryMaxInFlight)
+  const shadowLimits = limits('shadow', opts.shadowMaxRps, opts.shadowMaxInFlight)
   const rules = await loadRules(opts.rules, opts.waivers)
   const manifest = await loadManifest(opts.manifest)
   const logger = ctx.logger.child({ component: 'compare' })
@@ -88,12 +152,14 @@ async function prepare(opts: CommonOpts, ctx: CliContext) {
     url: opts.primary,
     auth: parseAuth(opts.primaryAuth),
     logger,
+    limits: primaryLimits,
   })
   const shadow = new BackendClient({
     side: 'shadow',
     url: opts.shadow,
     auth: parseAuth(opts.shadowAuth),
     logger,
+    limits: shadowLimits,
   })
   const database =
     opts.primaryDb !== undefined && opts.shadowDb !== undefined
@@ -103,6 +169,29 @@ async function prepare(opts: CommonOpts, ctx: CliContext) {
           ...(opts.bucketSeconds === undefined ? {} : { bucketSeconds: Number(opts.bucketSeconds) }),
         }
       : undefined
+  // One history for every sweep of this process: watch pairs frames with its earlier polls.
+  const history = new ReadHistory({ perUrl: rules.lag.history, maxAgeMs: rules.lag.maxMs })
+  // The browser feed, held open across watch sweeps; each sweep takes the window since the last
+  // (at least --ws-window long, so a one-shot sweep still sees traffic).
+  const minWindowMs = parseDuration(opts.wsWindow ?? '5s')
+  const feeds =
+    opts.wsLive === false
+      ? undefined
+      : await openLiveFeeds({
+          primary: { url: opts.primary, headers: () => primary.authHeaders() },
+          shadow: { url: opts.shadow, headers: () => shadow.authHeaders() },
+          logger,
+        })
+  let windowFrom = Date.now()
+  const liveFeed =
+    feeds === undefined
+      ? undefined
+      : async () => {
+          const wait = windowFrom + minWindowMs - Date.now()
+          if (wait > 0) await sleep(wait)
+          windowFrom = Date.now()
+          return feeds.window()
+        }
   const sweep = () =>
     runSweep({
       primary,
@@ -113,15 +202,23 @@ async function prepare(opts: CommonOpts, ctx: CliContext) {
       concurrency: Number(opts.concurrency),
       teeMetricsUrl: opts.teeMetrics,
       database,
+      history,
+      ...(liveFeed === undefined ? {} : { liveFeed }),
     })
-  return { sweep, close: async () => Promise.all([primary.close(), shadow.close()]) }
+  return {
+    sweep,
+    close: async () => {
+      await feeds?.close()
+      await Promise.all([primary.close(), shadow.close()])
+    },
+  }
 }
 
 /** The one-screen summary printed after a sweep. */
 export function summarize(sweep: SweepResult): string[] {
   const lines = [
     `sweep ${sweep.id}: ${sweep.verdict.toUpperCase()} — ${sweep.characters} characters, ${sweep.requests} requests, ${sweep.durationMs} ms`,
-    `lag p50 ${sweep.lag.p50Ms ?? '—'} ms p95 ${sweep.lag.p95Ms ?? '—'} ms (${sweep.lag.samples} samples), read gap p50 ${sweep.lag.readGapMs.p50 ?? '—'} ms`,
+    `lag: ${sweep.lag.behind} entities behind (p50 ${sweep.lag.p50Ms ?? '—'} ms, max ${sweep.lag.maxMs ?? '—'} ms), ${sweep.lag.ahead} ahead, ${sweep.lag.paired} compared at the same frame; read gap p50 ${sweep.lag.readGapMs.p50 ?? '—'} ms`,
   ]
   for (const e of sweep.endpoints) {
     const classes = Object.entries(e.byClass)
@@ -130,6 +227,12 @@ export function summarize(sweep: SweepResult): string[] {
       .join(', ')
     lines.push(
       `  ${e.clean ? 'ok  ' : 'FAIL'} ${e.name.padEnd(22)} ${String(e.instances).padStart(5)} inst  mismatch ${e.mismatches}${classes ? ` (${classes})` : ''}  noise ${e.noise}  explained ${e.explained}  errors ${e.errors}`,
+    )
+  }
+  if (sweep.load !== undefined) {
+    const { primary: p } = sweep.load
+    lines.push(
+      `  load on the primary: ${p.requests} requests at ${p.achievedRps ?? '—'}/s (limits ${p.maxRps ?? 'none'}/s, ${p.maxInFlight ?? 'none'} in flight)`,
     )
   }
   for (const w of sweep.waivers.filter((x) => x.suppressed > 0 || x.expired)) {
@@ -164,10 +267,9 @@ async function gateStatus(opts: { reports: string; criteria: string; rules: stri
   return { status: evaluateGate(entries, rules.waivers, criteria, Date.now()), criteria }
 }
 
-function printGate(ctx: CliContext, status: GateStatus): void {
-  ctx.out(`cutover: ${status.go ? 'GO' : 'NO-GO'} (${status.evaluatedAt})`)
-  for (const c of status.criteria)
-    ctx.out(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.description}: ${c.figure} — ${c.evidence}`)
+function printGate(ctx: CliContext, status: GateStatus, json = false): void {
+  if (json) ctx.out(JSON.stringify(status))
+  else for (const line of gateLines(status)) ctx.out(line)
 }
 
 /** `sweep`, `watch`, `report`, `cutover status|declare` (issue 4 §7). */
@@ -248,13 +350,19 @@ export function registerCompareCommands(program: Command, ctx: CliContext): void
       .option('--criteria <file>', 'cutover criteria', 'compare/cutover.json')
       .option('--rules <file>', 'comparison rules', 'compare/rules.json')
       .option('--waivers <file>', 'waivers', 'compare/waivers.json')
-  gateOptions(cutover.command('status').description('go/no-go with each criterion and its evidence')).action(
-    async (opts: { reports: string; criteria: string; rules: string; waivers: string }) => {
-      const { status } = await gateStatus(opts)
-      printGate(ctx, status)
-      if (!status.go) throw verdict('cutover: NO-GO', EXIT.MISMATCH)
-    },
+  gateOptions(
+    cutover
+      .command('status')
+      .description('go/no-go: the deciding reasons first, then each failing criterion and its evidence'),
   )
+    .option('--json', 'print the gate status (criteria, reasons, noise by field) as JSON')
+    .action(
+      async (opts: { reports: string; criteria: string; rules: string; waivers: string; json?: boolean }) => {
+        const { status } = await gateStatus(opts)
+        printGate(ctx, status, opts.json)
+        if (!status.go) throw verdict('cutover: NO-GO', EXIT.MISMATCH)
+      },
+    )
   gateOptions(
     cutover.command('declare').description('record the cutover, stop watchers, print the nginx flip'),
   )

@@ -5,7 +5,7 @@ import type { Command } from 'commander'
 import { ERR, OverlordError } from '../../protocol/errors.ts'
 import { readCapture } from '../../capture/reader.ts'
 import { type ReplayResult, replayCapture } from '../../replay/replay-driver.ts'
-import { loadEngineComparer, plainComparer, type SnapshotComparer } from '../../replay/snapshot-compare.ts'
+import { loadJudge } from '../../replay/snapshot-compare.ts'
 import { VirtualClock } from '../../replay/virtual-clock.ts'
 import { buildTracker } from '../../tracker/build-tracker.ts'
 import type { CliContext } from '../program.ts'
@@ -18,7 +18,6 @@ interface ReplayFlags {
   report?: string
   ignore?: string[]
   rules: string
-  plain?: boolean
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
@@ -39,9 +38,11 @@ function scratchDatabase(url: string | undefined): string | undefined {
 /** Replays one capture into a fresh tracker on virtual time. */
 export async function replayFile(
   path: string,
-  o: { databaseUrl?: string; speed: number; ignore?: string[]; compare: SnapshotComparer; ctx: CliContext },
+  o: { databaseUrl?: string; speed: number; ignore?: string[]; rules: string; ctx: CliContext },
 ): Promise<ReplayResult> {
   const capture = await readCapture(path)
+  // On stderr, beside the verdict rather than in it: the complete part still replays.
+  if (capture.warning !== undefined) process.stderr.write(`${capture.warning}\n`)
   const clock = new VirtualClock(capture.events[0]?.t ?? 0)
   const secret = randomBytes(16).toString('hex')
   const logger = o.ctx.logger.child({ component: 'replay', capture: path })
@@ -61,7 +62,7 @@ export async function replayFile(
       logger,
       speed: o.speed,
       ignoreEndpoints: o.ignore,
-      compare: o.compare,
+      judge: await loadJudge(o.rules),
       target: { baseUrl, secret, clock, settle: () => tracker.settle() },
       onProgress: (done, total) => {
         if (done === total || performance.now() - lastShown > 2000) {
@@ -86,9 +87,7 @@ export function registerReplay(program: Command, ctx: CliContext): void {
     .option('--report <file>', 'write the full results as JSON')
     .option('--ignore <path>', 'an endpoint not to compare (repeatable)', collect)
     .option('--rules <dir>', 'comparison rules, manifest and waivers (the comparison engine)', 'compare')
-    .option('--plain', 'compare by deep-equal after normalization instead of the comparison engine')
     .action(async (files: string[], flags: ReplayFlags) => {
-      const compare = flags.plain === true ? plainComparer : await loadEngineComparer(flags.rules)
       const results: Record<string, ReplayResult> = {}
       let failed = 0
       for (const file of files) {
@@ -96,7 +95,7 @@ export function registerReplay(program: Command, ctx: CliContext): void {
           databaseUrl: flags.databaseUrl,
           speed: parseSpeed(flags.speed),
           ignore: flags.ignore,
-          compare,
+          rules: flags.rules,
           ctx,
         })
         results[file] = result

@@ -1,13 +1,18 @@
+import { droppedFrames } from '../../tee/mirror-counters.ts'
 import type { Command } from 'commander'
+import type { Logger } from 'pino'
 import { ERR, OverlordError } from '../../protocol/errors.ts'
-import { systemClock } from '../../protocol/time.ts'
+import { type Clock, systemClock } from '../../protocol/time.ts'
+import { baselineHistory } from '../../capture/baseline.ts'
+import type { RecordedResponse } from '../../capture/format.ts'
+import { safeUrl } from '../../capture/redact.ts'
 import { CaptureWriter } from '../../capture/writer.ts'
 import { buildInlineProxy } from '../../tee/inline-proxy.ts'
 import { buildMirrorReceiver, MIRROR_PATH } from '../../tee/mirror-receiver.ts'
 import { ShadowMirror } from '../../tee/shadow-mirror.ts'
-import { DEFAULT_SNAPSHOT_ENDPOINTS, SnapshotPoller } from '../../capture/snapshots.ts'
+import { DEFAULT_SNAPSHOT_ENDPOINTS, SnapshotPoller, takeSnapshot } from '../../capture/snapshots.ts'
 import { listenFailure } from '../listen-error.ts'
-import type { CliContext } from '../program.ts'
+import { type CliContext, EXIT, verdict } from '../program.ts'
 import { parseDuration, parseListen, untilStopped } from './tee-options.ts'
 
 interface TeeFlags {
@@ -19,9 +24,64 @@ interface TeeFlags {
   snapshotEvery: string
   endpoint?: string[]
   duration?: string
+  /** `capture` only: record a primary that already holds data, its state as the baseline. */
+  allowExisting?: boolean
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
+
+interface Baseline {
+  t: number
+  durationMs: number
+  responses: Record<string, RecordedResponse>
+}
+
+/**
+ * Snapshots the primary before the first frame (format.ts: the baseline). History in it would replay
+ * as differences no frame explains, so `capture` refuses such a primary unless `--allow-existing`; a
+ * tee's side recording (`tee --capture`) runs beside a primary in service, so it records it and says so.
+ */
+async function takeBaseline(
+  o: {
+    baseUrl: string
+    endpoints: readonly string[]
+    cookie?: string
+    clock: Clock
+    logger: Logger
+    out: (line: string) => void
+  },
+  refuse: boolean,
+): Promise<Baseline> {
+  const t = o.clock.now()
+  const responses = await takeSnapshot({
+    baseUrl: o.baseUrl,
+    endpoints: o.endpoints,
+    cookie: o.cookie,
+    logger: o.logger,
+  })
+  const durationMs = o.clock.now() - t
+  const { held, unreadable } = baselineHistory(responses)
+  const primary = safeUrl(o.baseUrl)
+  if (refuse && held.length > 0) {
+    throw verdict(
+      `capture: the primary at ${primary} already holds data (${held.join(', ')}); a replay could not tell that history from what the capture sends. Start from a fresh primary, or pass --allow-existing to record it as the baseline`,
+      EXIT.ERROR,
+    )
+  }
+  if (refuse && unreadable.length > 0) {
+    throw verdict(
+      `capture: could not tell whether the primary at ${primary} already holds data (${unreadable.join(', ')}); a replay could not tell such history from what the capture sends. Check --snapshots-from and PRIMARY_COOKIE, or pass --allow-existing to record what it answered as the baseline`,
+      EXIT.ERROR,
+    )
+  }
+  const notes = [
+    ...(held.length > 0 ? [`it already holds data (${held.join(', ')})`] : []),
+    ...(unreadable.length > 0 ? [`some endpoints could not tell (${unreadable.join(', ')})`] : []),
+  ]
+  if (notes.length > 0)
+    o.out(`capture: recorded the primary at ${primary} as the baseline: ${notes.join('; ')}`)
+  return { t, durationMs, responses }
+}
 
 /**
  * Runs one tee until stopped. Secrets come from the environment only (never argv, which `ps` shows):
@@ -47,6 +107,15 @@ async function runTee(
   const cookie = env.PRIMARY_COOKIE || undefined
   const clock = systemClock
   const interval = parseDuration(flags.snapshotEvery)
+  const endpoints = flags.endpoint ?? DEFAULT_SNAPSHOT_ENDPOINTS
+  // Before the writer opens --out: a refusal leaves the file, if one exists, as it was.
+  const baseline =
+    flags.capture === undefined || flags.snapshotsFrom === undefined
+      ? undefined
+      : await takeBaseline(
+          { baseUrl: flags.snapshotsFrom, endpoints, cookie, clock, logger: log, out: ctx.out },
+          requireCapture && flags.allowExisting !== true,
+        )
 
   const mirror =
     flags.shadow === undefined
@@ -81,7 +150,7 @@ async function runTee(
       : new SnapshotPoller(
           {
             baseUrl: flags.snapshotsFrom,
-            endpoints: flags.endpoint ?? DEFAULT_SNAPSHOT_ENDPOINTS,
+            endpoints,
             cookie,
             intervalMs: interval,
             now: () => clock.now(),
@@ -91,6 +160,8 @@ async function runTee(
         )
 
   await capture?.ready()
+  // Recorded before the server listens, so no frame can come before it.
+  if (baseline !== undefined) capture?.baseline(baseline.responses, baseline.t, baseline.durationMs)
   const server =
     mode === 'proxy'
       ? buildInlineProxy({ primaryUrl: flags.primary as string, mirror, capture, clock, logger: log })
@@ -116,7 +187,7 @@ async function runTee(
     const c = server.counters as unknown as Record<string, number>
     const m = mirror?.counters
     ctx.out(
-      `tee ${mode}: ${JSON.stringify({ ...c, shadow_forwarded: m?.frames_forwarded, shadow_dropped: m === undefined ? undefined : m.dropped_overflow + m.dropped_slow + m.dropped_no_link, captured: capture?.stats.frames })}`,
+      `tee ${mode}: ${JSON.stringify({ ...c, shadow_forwarded: m?.frames_forwarded, shadow_dropped: m === undefined ? undefined : droppedFrames(m), shadow_pending: m?.pending, captured: capture?.stats.frames })}`,
     )
   }, 10_000)
   progress.unref()
@@ -167,8 +238,13 @@ export function registerTee(program: Command, ctx: CliContext): void {
     teeOptions(tee.command(mode).description(what), false).action((flags: TeeFlags) =>
       runTee(mode, flags, ctx, false),
     )
-    teeOptions(capture.command(mode).description(`${what}; records to --out`), true).action(
-      (flags: TeeFlags & { out?: string }) => runTee(mode, { ...flags, capture: flags.out }, ctx, true),
-    )
+    teeOptions(capture.command(mode).description(`${what}; records to --out`), true)
+      .option(
+        '--allow-existing',
+        'with --snapshots-from: record a primary that already holds data, its state as the baseline',
+      )
+      .action((flags: TeeFlags & { out?: string }) =>
+        runTee(mode, { ...flags, capture: flags.out }, ctx, true),
+      )
   }
 }
