@@ -181,6 +181,27 @@ describe('database parity compares values, not text (issue 9 §2)', () => {
     })
   })
 
+  it('a total in motion agrees when both sides pass through the same values; one that holds still is exact', async () => {
+    await exec(primary, "INSERT INTO char_stats VALUES ('Larsson', 10), ('Idle', 40)")
+    await exec(shadow, "INSERT INTO char_stats VALUES ('Larsson', 11), ('Idle', 39)")
+    // Kills keep landing on the primary while the check reads: 10 at its first read, 12 at its second.
+    const result = await checkDatabases(
+      options({
+        settleMs: 10,
+        onRead: async (side, n) => {
+          if (side === 'primary' && n === 1)
+            await exec(primary, "UPDATE char_stats SET total_kills = 12 WHERE character_name = 'Larsson'")
+        },
+      }),
+    )
+    expect(result.checks.find((c) => c.name === 'char_stats.total_kills[Larsson]')).toMatchObject({
+      ok: true,
+      detail: 'in motion: primary 10→12, shadow 11→11 over 10 ms',
+    })
+    // Idle on both sides and one kill apart: a divergence, named.
+    expect(result.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['char_stats.total_kills[Idle]'])
+  })
+
   it('fails on 105 vs 106 and names the table, column, character, JSON path and both values', async () => {
     await lifetime(primary, 'Larsson', '{"kills": {"total": 105.0}, "deaths": 2}')
     await lifetime(shadow, 'Larsson', '{"kills": {"total": 106}, "deaths": 2}')

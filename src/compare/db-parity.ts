@@ -18,6 +18,8 @@ export interface DbParityOptions {
   closeAfterMs?: number
   /** How long apart each side is read twice, for figures that move while the fleet plays (default 1 s). */
   settleMs?: number
+  /** Called after each side's read (1: first, 2: second), awaited: a hook for tests to move a figure. */
+  onRead?: (side: 'primary' | 'shadow', n: 1 | 2) => Promise<void>
   /** Only rows since this instant count (the shadow's start); default: the shadow's first row. */
   since?: string
   now?: () => number
@@ -281,11 +283,21 @@ export async function checkDatabases(options: DbParityOptions): Promise<Database
       // Each side twice, `settleMs` apart: a figure agrees when the two sides' ranges over that
       // window meet, so each side's write delay (shorter than settleMs) is not a divergence, while
       // a figure that holds still on both sides (an idle character, a settled bucket) is exact.
-      const p = await readFigures(primary, from, closedBefore, bucketSeconds)
-      const s = await readFigures(shadow, from, closedBefore, bucketSeconds)
+      const read = async (side: 'primary' | 'shadow', n: 1 | 2) => {
+        const figures = await readFigures(
+          side === 'primary' ? primary : shadow,
+          from,
+          closedBefore,
+          bucketSeconds,
+        )
+        await options.onRead?.(side, n)
+        return figures
+      }
+      const p = await read('primary', 1)
+      const s = await read('shadow', 1)
       await sleep(options.settleMs ?? 1_000)
-      const p2 = await readFigures(primary, from, closedBefore, bucketSeconds)
-      const s2 = await readFigures(shadow, from, closedBefore, bucketSeconds)
+      const p2 = await read('primary', 2)
+      const s2 = await read('shadow', 2)
       const checks: ParityCheck[] = []
       const text = (r: Read | undefined) => (r?.kind === 'jsonb' ? r.text : undefined)
       const value = (r: Read | undefined) => (r?.kind === 'number' ? r.value : 0)

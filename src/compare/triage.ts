@@ -155,7 +155,11 @@ interface Paired {
  * primary read did, the two sides are at different frames: the difference is lag, measured in the
  * frames' own seconds, and not compared (within `rules.lag.maxMs`).
  */
-function pairFrames(reads: InstanceReads, ctx: TriageContext, primaryReads: readonly NormalizedDoc[]): Paired {
+function pairFrames(
+  reads: InstanceReads,
+  ctx: TriageContext,
+  primaryReads: readonly NormalizedDoc[],
+): Paired {
   const frames = ctx.endpointRules?.frames
   let value = reads.first.value
   let primary = reads.first
@@ -267,7 +271,11 @@ function parentOf(d: Difference): { path: string; signature: string; key: string
  * of its group on the other side (the other side has not written it yet), the window's edge when it
  * is older than all of them (the other side's query ran later); a row in between is a real gap.
  */
-function outsideSeries(d: Difference, other: NormalizedDoc, endpointRules: EndpointRules | undefined): boolean {
+function outsideSeries(
+  d: Difference,
+  other: NormalizedDoc,
+  endpointRules: EndpointRules | undefined,
+): boolean {
   const parent = parentOf(d)
   if (parent === undefined) return false
   const series = Object.entries(endpointRules?.series ?? {}).find(([p]) => p === parent.signature)?.[1]
@@ -311,7 +319,8 @@ export function triageInstance(reads: InstanceReads, ctx: TriageContext): Instan
   const trail: Trail = {
     behind: ctx.behind === true || lag.some((l) => l.ms > 0),
     ahead: lag.some((l) => l.ms < 0),
-    oldest: oldest === undefined ? undefined : { doc: oldest.doc, ageMs: (reads.at ?? ctx.nowMs) - oldest.at },
+    oldest:
+      oldest === undefined ? undefined : { doc: oldest.doc, ageMs: (reads.at ?? ctx.nowMs) - oldest.at },
   }
 
   const raw = compareDocs(primary, reads.shadow, endpointRules, rules)
@@ -364,14 +373,22 @@ interface Trail {
  * An entity one side's cached view lacks while that side showed its very frame on another endpoint
  * (`/stats` read in the same sweep): the view's cache has not refreshed since, not a divergence.
  */
-function seenElsewhere(d: Difference, reads: InstanceReads, endpointRules: EndpointRules | undefined): boolean {
+function seenElsewhere(
+  d: Difference,
+  reads: InstanceReads,
+  endpointRules: EndpointRules | undefined,
+): boolean {
   const parent = parentOf(d)
   const rule = parent === undefined ? undefined : endpointRules?.frames?.[parent.signature]
   if (rule?.archive === undefined || reads.newestFrame === undefined) return false
   const ent = d.class === 'extra_entity' ? d.shadow : d.primary
   if (!isRecord(ent) || typeof ent.character_name !== 'string') return false
   const t = instantMs(ent[rule.field])
-  const other = reads.newestFrame(rule.archive, ent.character_name, d.class === 'extra_entity' ? 'primary' : 'shadow')
+  const other = reads.newestFrame(
+    rule.archive,
+    ent.character_name,
+    d.class === 'extra_entity' ? 'primary' : 'shadow',
+  )
   // The other side has this character at this frame or a newer one.
   return t !== undefined && other !== undefined && other >= Math.round(t * 1000)
 }
@@ -387,7 +404,8 @@ function explainedAsLag(
   const { endpointRules, rules } = ctx
   const shadowValue = valueAt(reads.shadow, d)
   if (d.class === 'missing_entity' || d.class === 'extra_entity') {
-    if (outsideSeries(d, d.class === 'missing_entity' ? reads.shadow : reads.first, endpointRules)) return true
+    if (outsideSeries(d, d.class === 'missing_entity' ? reads.shadow : reads.first, endpointRules))
+      return true
     // The first read of this URL has no earlier poll to tell a fresh login from an omission: the
     // other side's own frames (its /stats in this sweep) tell it. From the next sweep on, the
     // earlier polls do, so an entity a side never lists is caught then.
@@ -397,7 +415,11 @@ function explainedAsLag(
     const shadowHas = shadowValue !== undefined
     if (primaryReads.some((doc) => (valueAt(doc, d) !== undefined) === shadowHas)) return true
     // New on the shadow since its previous read: its cache refreshed before the primary's.
-    if (d.class === 'extra_entity' && previousShadow !== undefined && valueAt(previousShadow, d) === undefined)
+    if (
+      d.class === 'extra_entity' &&
+      previousShadow !== undefined &&
+      valueAt(previousShadow, d) === undefined
+    )
       return true
     return false
   }
@@ -539,4 +561,3 @@ export function lagStats(samples: readonly LagSample[], paired: number): LagStat
     aheadMaxMs: ahead.length === 0 ? null : Math.max(...ahead),
   }
 }
-
