@@ -54,6 +54,9 @@ describe('overlord-ts sweep', () => {
     expect(entries).toHaveLength(1)
     expect(entries[0]!.verdict).toBe('parity')
     expect(await readFile(join(dir, 'report.md'), 'utf8')).toContain('Latest sweep')
+    // The browser feed was compared in the same sweep, and the primary's read budget reported.
+    expect(out.find((l) => l.includes('ws-live'))).toMatch(/^\s+ok\s+ws-live/)
+    expect(out.find((l) => l.startsWith('  load on the primary'))).toMatch(/limits 50\/s, 4 in flight/)
   })
 
   it('exits 1 on a mismatch', async () => {
@@ -115,7 +118,10 @@ describe('overlord-ts watch and cutover', () => {
         '--jitter',
         '0',
         '--duration',
-        '300ms',
+        '1s',
+        // Each sweep also takes a /ws/live window; the shortest here, so the second sweep comes soon.
+        '--ws-window',
+        '0',
       ])
       expect(code).toBe(0)
       const { entries } = await readLedger(wdir)
