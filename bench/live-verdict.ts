@@ -7,11 +7,11 @@
  * caught it, on which route and field.
  *
  *   npx node bench/live-verdict.ts [--duration 600] [--characters 20] [--interval 10s]
- *                                  [--diverge-at 120 --diverge-route /stats/ --diverge-field latest_snapshot.vt_state]
+ *                                  [--diverge-at 120 --diverge-route /live --diverge-field players.kills]
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import { mkdtemp, readdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,8 +27,8 @@ const { values: a } = parseArgs({
     characters: { type: 'string', default: '20' },
     interval: { type: 'string', default: '10s' },
     'diverge-at': { type: 'string' },
-    'diverge-route': { type: 'string', default: '/stats/' },
-    'diverge-field': { type: 'string', default: 'latest_snapshot.vt_state' },
+    'diverge-route': { type: 'string', default: '/live' },
+    'diverge-field': { type: 'string', default: 'players.kills' },
     database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432' },
     seed: { type: 'string', default: '7' },
   },
@@ -62,15 +62,15 @@ async function tracker(db: string): Promise<number> {
   return port
 }
 
-/** Sets a dotted field on every matching object of a body (`latest_snapshot.vt_state`). */
-function alter(body: any, field: string): boolean {
-  const keys = field.split('.')
-  const last = keys.pop()!
-  let node = body
-  for (const k of keys) node = node?.[k]
-  if (node === null || typeof node !== 'object' || !(last in node)) return false
-  node[last] = typeof node[last] === 'number' ? node[last] + 1 : `${String(node[last])}-diverged`
-  return true
+/** Alters a dotted field on every matching object of a body, through arrays (`players.kills`). */
+function alter(node: any, keys: readonly string[]): number {
+  if (Array.isArray(node)) return node.reduce((n: number, el) => n + alter(el, keys), 0)
+  if (node === null || typeof node !== 'object') return 0
+  const [head, ...rest] = keys as [string, ...string[]]
+  if (rest.length > 0) return alter(node[head], rest)
+  if (!(head in node)) return 0
+  node[head] = typeof node[head] === 'number' ? node[head] + 1 : `${String(node[head])}-diverged`
+  return 1
 }
 
 /** A real HTTP proxy in front of the shadow: after `divergeAtMs`, one field of one route is altered. */
@@ -80,10 +80,14 @@ async function divergingProxy(upstream: string, divergeAtMs: number | undefined)
     try {
       const up = await request(`${upstream}${req.url}`, { method: 'GET' })
       let text = await up.body.text()
-      if (divergeAtMs !== undefined && Date.now() >= divergeAtMs && req.url?.startsWith(a['diverge-route']!)) {
+      if (
+        divergeAtMs !== undefined &&
+        Date.now() >= divergeAtMs &&
+        req.url?.startsWith(a['diverge-route']!)
+      ) {
         try {
           const body = JSON.parse(text)
-          if (alter(body, a['diverge-field']!)) {
+          if (alter(body, a['diverge-field']!.split('.')) > 0) {
             altered += 1
             text = JSON.stringify(body)
           }
@@ -97,6 +101,21 @@ async function divergingProxy(upstream: string, divergeAtMs: number | undefined)
       res.writeHead(502)
       res.end()
     }
+  })
+  // WebSocket upgrades (/ws/live) pass through untouched: a raw tunnel to the shadow.
+  server.on('upgrade', (req, socket, head) => {
+    const target = new URL(upstream)
+    const up = connect(Number(target.port), target.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`]
+      for (let i = 0; i < req.rawHeaders.length; i += 2)
+        lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
+      up.write(`${lines.join('\r\n')}\r\n\r\n`)
+      up.write(head)
+      up.pipe(socket)
+      socket.pipe(up)
+    })
+    up.on('error', () => socket.destroy())
+    socket.on('error', () => up.destroy())
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   return {
@@ -201,23 +220,43 @@ try {
   await fleet
 
   const files = (await readdir(reports)).filter((f) => f.startsWith('sweep-') && f.endsWith('.json')).sort()
-  const sweeps = await Promise.all(files.map(async (f) => JSON.parse(await readFile(join(reports, f), 'utf8'))))
+  const sweeps = await Promise.all(
+    files.map(async (f) => JSON.parse(await readFile(join(reports, f), 'utf8'))),
+  )
   const clean = sweeps.filter((s) => s.verdict === 'parity')
   const behind = sweeps.map((s) => s.lag?.behind ?? 0)
   const lagMax = Math.max(0, ...sweeps.map((s) => s.lag?.maxMs ?? 0))
   const paired = sweeps.reduce((n, s) => n + (s.lag?.paired ?? 0), 0)
-  console.log(`\nwatch exit ${watched.code}; ${sweeps.length} sweeps, ${clean.length} clean (${((100 * clean.length) / Math.max(1, sweeps.length)).toFixed(1)} %)`)
+  console.log(
+    `\nwatch exit ${watched.code}; ${sweeps.length} sweeps, ${clean.length} clean (${((100 * clean.length) / Math.max(1, sweeps.length)).toFixed(1)} %)`,
+  )
   console.log(
     `lag: entities behind per sweep p50 ${behind.sort((x, y) => x - y)[Math.floor(behind.length / 2)] ?? 0}, max lag ${lagMax} ms; ${paired} entity comparisons at the same frame in all`,
   )
   const durations = sweeps.map((s) => s.durationMs).sort((x, y) => x - y)
-  console.log(`sweep duration p50 ${durations[Math.floor(durations.length / 2)]} ms, max ${durations.at(-1)} ms`)
+  console.log(
+    `sweep duration p50 ${durations[Math.floor(durations.length / 2)]} ms, max ${durations.at(-1)} ms`,
+  )
   for (const s of sweeps.filter((x) => x.verdict !== 'parity')) {
     const dirty = s.endpoints
       .filter((e: any) => !e.clean)
-      .map((e: any) => `${e.name}: ${e.examples.slice(0, 2).map((d: any) => `${d.class} ${d.path} ${JSON.stringify(d.primary)} vs ${JSON.stringify(d.shadow)}`).join('; ')}`)
+      .map(
+        (e: any) =>
+          `${e.name}: ${e.examples
+            .slice(0, 2)
+            .map(
+              (d: any) => `${d.class} ${d.path} ${JSON.stringify(d.primary)} vs ${JSON.stringify(d.shadow)}`,
+            )
+            .join('; ')}`,
+      )
     const db = s.database?.withinTolerance === false ? ' database' : ''
-    const errs = s.errors.length > 0 ? ` errors: ${s.errors.slice(0, 2).map((e: any) => e.message).join('; ')}` : ''
+    const errs =
+      s.errors.length > 0
+        ? ` errors: ${s.errors
+            .slice(0, 2)
+            .map((e: any) => e.message)
+            .join('; ')}`
+        : ''
     console.log(`  ${s.startedAt} ${s.verdict}${db}: ${dirty.join(' | ')}${errs}`)
   }
   if (divergeAt !== undefined) {
@@ -234,5 +273,6 @@ try {
 } finally {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
   await proxy?.close()
-  for (const db of Object.values(dbs)) await admin(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {})
+  for (const db of Object.values(dbs))
+    await admin(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {})
 }
