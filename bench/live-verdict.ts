@@ -142,6 +142,15 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 }
 
 let proxy: Awaited<ReturnType<typeof divergingProxy>> | undefined
+// Interrupted: no process or database is left behind.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
+    void Promise.all(Object.values(dbs).map((db) => admin(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`)))
+      .catch(() => {})
+      .finally(() => process.exit(130))
+  })
+}
 try {
   for (const db of Object.values(dbs)) {
     await admin(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`)

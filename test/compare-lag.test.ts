@@ -74,9 +74,7 @@ async function runScenario(s: Scenario): Promise<SweepResult[]> {
       if ((t - s.phaseS + CACHE_S * 10) % CACHE_S === 0) await pair.shadow.tracker.settle()
       if (t >= 20 && (t - 20) % 10 === 7) {
         await Promise.all([pair.primary.tracker.flush(), pair.shadow.tracker.flush()])
-        results.push(
-          await sweepOnce(pair.primary.url, front?.url ?? pair.shadow.url, { rules, history }),
-        )
+        results.push(await sweepOnce(pair.primary.url, front?.url ?? pair.shadow.url, { rules, history }))
       }
     }
     return results
@@ -110,7 +108,9 @@ describe('a lagging shadow on phased caches compares clean; a wrong value at the
       }
       const behind = sweeps.map((x) => x.lag.behind)
       expect(Math.max(...behind)).toBeGreaterThan(0)
-      expect(Math.max(...sweeps.map((x) => x.lag.maxMs ?? 0))).toBeGreaterThanOrEqual(lagFrames * FRAME_S * 1000)
+      expect(Math.max(...sweeps.map((x) => x.lag.maxMs ?? 0))).toBeGreaterThanOrEqual(
+        lagFrames * FRAME_S * 1000,
+      )
     }, 120_000)
   }
 

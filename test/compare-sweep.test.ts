@@ -204,14 +204,18 @@ describe('lag against real trackers', () => {
       // The shadow trails: it has only the older position.
       await pair.feed([frame('Larsson', new Date(t - 4000), { ew: 0 })], 'shadow')
       await pair.feed([frame('Larsson', new Date(t - 2000), { ew: 1 })], 'primary')
-      const lagging = await sweepOnce(pair.primary.url, pair.shadow.url, { manifest: await manifestOf('live') })
+      const lagging = await sweepOnce(pair.primary.url, pair.shadow.url, {
+        manifest: await manifestOf('live'),
+      })
       expect(lagging.verdict).toBe('parity')
       expect(lagging.lag).toMatchObject({ behind: 1, unpaired: 1, maxMs: 2000 })
 
       // Both at the frame of t - 1000, but the shadow serves another position for it.
       await pair.feed([frame('Larsson', new Date(t - 1000), { ew: 2 })], 'primary')
       await pair.feed([frame('Larsson', new Date(t - 1000), { ew: 3 })], 'shadow')
-      const diverged = await sweepOnce(pair.primary.url, pair.shadow.url, { manifest: await manifestOf('live') })
+      const diverged = await sweepOnce(pair.primary.url, pair.shadow.url, {
+        manifest: await manifestOf('live'),
+      })
       expect(mismatchesOf(diverged)).toContain('live value body.players[].ew')
       expect(diverged.lag).toMatchObject({ paired: 1, behind: 0 })
     } finally {

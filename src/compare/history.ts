@@ -78,7 +78,12 @@ export class ReadHistory {
   }
 
   /** The newest frame instant (µs) a side showed for a character within the age bound. */
-  newestFrame(kind: string, character: string, nowMs: number, side: 'primary' | 'shadow'): number | undefined {
+  newestFrame(
+    kind: string,
+    character: string,
+    nowMs: number,
+    side: 'primary' | 'shadow',
+  ): number | undefined {
     const f = this.#newest.get(`${side}:${kind}`)?.get(character)
     return f === undefined || f.at < nowMs - this.#maxAgeMs ? undefined : f.instant
   }

@@ -21,18 +21,18 @@ export interface LoadLimits {
 }
 
 /**
- * The limits of each side when none are given.
+ * The limits of each side when none are given (issue 9 §5).
  *
  * The primary is the live Python tracker: one uvicorn worker, so one asyncio loop on one core that
- * also takes every plugin frame and fans it out to the browsers. Each read the harness sends runs on
- * that loop between frames, and a frame that arrives meanwhile waits for it.
- * - 4 in flight: at most four reads are ever queued ahead of a frame (a `/stats` read is a database
- *   query plus `json.dumps`, a few ms of the loop), so a frame waits for at most a few reads, not for
- *   the sweep's whole concurrency (16 before these limits).
- * - 50 per second: at a few ms of the loop per read that is 5-15 % of the one core, which the tracker
- *   spares at its 70-500 frames/s (bench/README.md, primary-load: ingest→browser p99 with a sweep at
- *   these limits stays that of no sweep). A 1 000-character sweep then takes about two minutes instead
- *   of seconds; a parity sweep does not need to be faster than the 10 s /live cache and the 30 s window.
+ * also takes every plugin frame and fans it out to the browsers. Each read runs on that loop between
+ * frames, and a frame that arrives meanwhile waits for it.
+ * - 4 in flight: at most four reads are queued on that loop ahead of a frame, instead of the sweep's
+ *   whole concurrency (16).
+ * - 50 per second: a per-character read is a database query plus `json.dumps` there, an estimated
+ *   1-3 ms of the loop (0.15-0.3 ms in the in-memory stand-in of bench/primary-load.ts), so 5-15 % of
+ *   the one core at most. A 1 000-character sweep (6 000 primary reads) then takes ~2.5 minutes, and
+ *   send→browser p99 while it runs stays that of no sweep (bench/README.md, primary-load).
+ * Neither bounds what one read costs: a sweep's `/trails` is one read however large it is.
  *
  * The shadow is the TypeScript tracker, which serves ~11 000 reads/s (bench/README.md, auth): its
  * limits only stop a runaway loop.

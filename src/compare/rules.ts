@@ -247,7 +247,8 @@ export function parseRules(raw: unknown, rawWaivers: unknown = []): CompareRules
           rule.field !== '' &&
           (rule.archive === undefined || typeof rule.archive === 'string') &&
           !path.includes('[')
-        if (!ok) fail(`endpoints.${name}.frames.${path} must name a frame field of a top-level array or object`)
+        if (!ok)
+          fail(`endpoints.${name}.frames.${path} must name a frame field of a top-level array or object`)
         frames[path] = rule
       }
     }

@@ -109,7 +109,12 @@ describe('noise cancellation', () => {
 
 describe('frame pairing: lag is not divergence', () => {
   const at = (s: number) => `2026-11-22T08:10:${String(s).padStart(2, '0')}+00:00`
-  const p = (name: string, s: number, kills = s) => ({ character_name: name, timestamp: at(s), kills, ew: s / 10 })
+  const p = (name: string, s: number, kills = s) => ({
+    character_name: name,
+    timestamp: at(s),
+    kills,
+    ew: s / 10,
+  })
   const run = (
     first: Record<string, unknown>[],
     shadow: Record<string, unknown>[],

@@ -183,7 +183,13 @@ export async function replayCapture(o: ReplayOptions): Promise<ReplayResult> {
         for (const path of endpoints) {
           const expected = event.responses[path] as RecordedResponse
           const spec = specs.get(path)
-          const verdict = o.judge.judge(path, spec, expected, actual[path] ?? { status: 0, body: null }, event.t)
+          const verdict = o.judge.judge(
+            path,
+            spec,
+            expected,
+            actual[path] ?? { status: 0, body: null },
+            event.t,
+          )
           const { differences, explained, lag, preExisting } = verdict
           snapshot.endpoints.push({
             path,

@@ -89,7 +89,13 @@ describe('replay judged by the comparison engine', () => {
       { character_name: 'New', timestamp: at, kills: 1 },
       { character_name: 'Old', timestamp: at, kills: 7 },
     ])
-    const result = judge.judge('/live', spec, recorded, live([{ character_name: 'New', timestamp: at, kills: 2 }]), T)
+    const result = judge.judge(
+      '/live',
+      spec,
+      recorded,
+      live([{ character_name: 'New', timestamp: at, kills: 2 }]),
+      T,
+    )
     expect(result.preExisting).toMatchObject([{ path: 'body.players[Old]', class: 'missing_entity' }])
     expect(result.differences).toMatchObject([{ path: 'body.players[New].kills', class: 'value' }])
   })

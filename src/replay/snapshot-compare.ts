@@ -66,7 +66,8 @@ export class SnapshotJudge {
    * frames are archived on the way, so any path of the snapshot can pair with them.
    */
   endpointsOf(responses: Record<string, RecordedResponse>, t: number): Map<string, EndpointSpec> {
-    const live = responses[this.#manifest.endpoints.find((e) => e.name === this.#manifest.characters.endpoint)!.path]
+    const live =
+      responses[this.#manifest.endpoints.find((e) => e.name === this.#manifest.characters.endpoint)!.path]
     const characters = live === undefined ? [] : charactersIn(live.body, this.#manifest)
     const out = new Map<string, EndpointSpec>()
     for (const spec of this.#manifest.endpoints) {
@@ -136,7 +137,13 @@ export class SnapshotJudge {
         history: this.#history.of(path),
         frame: (kind, key) => this.#history.frame(kind, key, t),
       },
-      { endpoint: name, rules: this.#rules, endpointRules, nowMs: this.#nowMs, lagMs: this.#rules.lag.assumedMs },
+      {
+        endpoint: name,
+        rules: this.#rules,
+        endpointRules,
+        nowMs: this.#nowMs,
+        lagMs: this.#rules.lag.assumedMs,
+      },
     )
     this.#history.push(path, 'primary', { at: t, doc: first })
     this.#history.push(path, 'shadow', { at: t, doc: shadow })

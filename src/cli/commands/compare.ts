@@ -85,7 +85,11 @@ function addCommon(cmd: Command, ctx: CliContext): Command {
       ),
     )
     .option('--bucket-seconds <n>', 'database parity bucket width')
-    .option('--concurrency <n>', 'instances read in parallel', '16')
+    .option(
+      '--concurrency <n>',
+      'instances read in parallel (more than the primary allows in flight only queues)',
+      '4',
+    )
     .option('--no-ws-live', 'do not compare the browser feed /ws/live')
     .option('--ws-window <duration>', 'shortest /ws/live window a sweep compares', '5s')
     .addOption(
