@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { normalize } from './normalize.ts'
-import { lagStats, settleEndpoint, type TimedDoc, triageInstance } from './triage.ts'
+import { lagStats } from './frames.ts'
+import { settleEndpoint, type TimedDoc, triageInstance } from './triage.ts'
 import { parseRules } from './rules.ts'
 
 const rules = parseRules(

@@ -11,7 +11,8 @@ import {
 import { normalize } from '../compare/normalize.ts'
 import { type CompareRules, loadRules } from '../compare/rules.ts'
 import type { NormalizedDoc } from '../compare/normalize.ts'
-import { framesIn, type LagSample, settleEndpoint, triageInstance, valueAt } from '../compare/triage.ts'
+import { framesIn, type LagSample } from '../compare/frames.ts'
+import { settleEndpoint, triageInstance, valueAt } from '../compare/triage.ts'
 
 /** One place where a replayed response differs from the recorded one. */
 export interface Difference {
