@@ -205,10 +205,10 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
   // Every read normalized first, and the primary's frames archived, so a shadow entity can be
   // paired with the primary's copy of its frame from any endpoint of this sweep (or a recent one).
   const order = [charSpec, ...manifest.endpoints.filter((e) => e !== charSpec)]
-  const readsBy = new Map<string, InstanceReads[]>()
+  const readsBy = new Map<string, { reads: InstanceReads; firstAt: number; secondAt: number }[]>()
   for (const spec of order) {
     const endpointRules = rules.endpoints[spec.name]
-    const list: InstanceReads[] = []
+    const list: { reads: InstanceReads; firstAt: number; secondAt: number }[] = []
     for (const { url, triple } of triplesBy.get(spec.name) ?? []) {
       const { first, shadow: s, second } = triple
       if (!first.ok || !s.ok || !second.ok) continue
@@ -232,7 +232,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
       for (const f of framesIn(reads.shadow, endpointRules)) {
         history.keepFrame(f.kind, f.key, s.startedAt, f.value, 'shadow')
       }
-      list.push(reads)
+      list.push({ reads, firstAt: first.startedAt, secondAt: second.startedAt })
     }
     readsBy.set(spec.name, list)
   }
@@ -240,13 +240,13 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
     const endpointRules = rules.endpoints[spec.name]
     const instances: InstanceTriage[] = []
     const entries = triplesBy.get(spec.name) ?? []
-    for (const reads of readsBy.get(spec.name) ?? []) {
+    for (const { reads, firstAt, secondAt } of readsBy.get(spec.name) ?? []) {
       instances.push(
         triageInstance(reads, { endpoint: spec.name, rules, endpointRules, nowMs: started, lagMs, behind }),
       )
-      history.push(reads.url, 'primary', { at: reads.at! - 1, doc: reads.first })
-      history.push(reads.url, 'primary', { at: reads.at! + reads.gapMs, doc: reads.second })
-      history.push(reads.url, 'shadow', { at: reads.at!, doc: reads.shadow })
+      history.push(reads.url, 'primary', { at: firstAt, doc: reads.first })
+      history.push(reads.url, 'primary', { at: secondAt, doc: reads.second })
+      history.push(reads.url, 'shadow', { at: reads.at ?? secondAt, doc: reads.shadow })
     }
     const settled = settleEndpoint(instances, rules)
     const endpointLag = lagStats(settled.lag, settled.paired)
