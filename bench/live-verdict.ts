@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { request } from 'undici'
-import { freePort, NODE, startChild } from './tee-support.ts'
+import { NODE, startServe, startTeeProxy } from './tee-support.ts'
 
 const { values: a } = parseArgs({
   options: {
@@ -49,18 +49,7 @@ async function admin(sql: string): Promise<void> {
   }
 }
 
-async function tracker(db: string): Promise<number> {
-  const port = await freePort()
-  children.push(
-    await startChild(
-      NODE,
-      ['src/cli/main.ts', 'serve'],
-      { PORT: String(port), SHARED_SECRET: SECRET, DATABASE_URL: `${a.database}/${db}` },
-      port,
-    ),
-  )
-  return port
-}
+const tracker = (db: string): Promise<number> => startServe(`${a.database}/${db}`, SECRET, children)
 
 /** Alters a dotted field on every matching object of a body, through arrays (`players.kills`). */
 function alter(node: any, keys: readonly string[]): number {
@@ -160,25 +149,7 @@ try {
   // Started 2.3 s later: the primary's /live cache refreshes on another phase than the shadow's.
   await sleep(2300)
   const primaryPort = await tracker(dbs.primary)
-  const teePort = await freePort()
-  children.push(
-    await startChild(
-      NODE,
-      [
-        'src/cli/main.ts',
-        'tee',
-        'proxy',
-        '--listen',
-        `127.0.0.1:${teePort}`,
-        '--primary',
-        `ws://127.0.0.1:${primaryPort}`,
-        '--shadow',
-        `ws://127.0.0.1:${shadowPort}/ws/position`,
-      ],
-      { SHADOW_PLUGIN_SECRET: SECRET },
-      teePort,
-    ),
-  )
+  const teePort = await startTeeProxy(primaryPort, shadowPort, SECRET, children)
   const started = Date.now()
   const divergeAt = a['diverge-at'] === undefined ? undefined : started + Number(a['diverge-at']) * 1000
   proxy = await divergingProxy(`http://127.0.0.1:${shadowPort}`, divergeAt)

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 import { findPython } from '../test/support/python.ts'
-import { freePort, NODE, now, percentiles, startChild } from './tee-support.ts'
+import { freePort, NODE, now, percentiles, startChild, startServe, startTeeProxy } from './tee-support.ts'
 
 const { values: a } = parseArgs({
   options: {
@@ -28,18 +28,7 @@ const SECRET = 'bench-plugin-secret'
 const TEE_SECRET = 'bench-tee-secret'
 const children: ChildProcess[] = []
 
-async function tracker(db: string): Promise<number> {
-  const port = await freePort()
-  children.push(
-    await startChild(
-      NODE,
-      ['src/cli/main.ts', 'serve'],
-      { PORT: String(port), SHARED_SECRET: SECRET, DATABASE_URL: `${a.database}/${db}` },
-      port,
-    ),
-  )
-  return port
-}
+const tracker = (db: string): Promise<number> => startServe(`${a.database}/${db}`, SECRET, children)
 
 /** A browser on a tracker's /ws/live recording each chat frame's lag by its `id`. */
 async function browser(port: number, lags: Map<string, number>): Promise<WebSocket> {
@@ -103,25 +92,7 @@ function row(name: string, ids: string[], lags: Map<string, number>): void {
 try {
   const shadowPort = await tracker('overlord_bench_tee_shadow')
   const primaryPort = await tracker('overlord_bench_tee_primary')
-  const proxyPort = await freePort()
-  children.push(
-    await startChild(
-      NODE,
-      [
-        'src/cli/main.ts',
-        'tee',
-        'proxy',
-        '--listen',
-        `127.0.0.1:${proxyPort}`,
-        '--primary',
-        `ws://127.0.0.1:${primaryPort}`,
-        '--shadow',
-        `ws://127.0.0.1:${shadowPort}/ws/position`,
-      ],
-      { SHADOW_PLUGIN_SECRET: SECRET },
-      proxyPort,
-    ),
-  )
+  const proxyPort = await startTeeProxy(primaryPort, shadowPort, SECRET, children)
   const receiverPort = await freePort()
   children.push(
     await startChild(

@@ -46,3 +46,50 @@ export function percentiles(samples: number[]): { p50: number; p99: number; mean
 export const now = (): number => performance.timeOrigin + performance.now()
 
 export const NODE = process.execPath
+
+/** `serve` on its own database (a child of the bench); resolves with its port. */
+export async function startServe(
+  databaseUrl: string,
+  secret: string,
+  children: ChildProcess[],
+): Promise<number> {
+  const port = await freePort()
+  children.push(
+    await startChild(
+      NODE,
+      ['src/cli/main.ts', 'serve'],
+      { PORT: String(port), SHARED_SECRET: secret, DATABASE_URL: databaseUrl },
+      port,
+    ),
+  )
+  return port
+}
+
+/** `tee proxy` in front of the primary's port, mirroring into the shadow's; resolves with its port. */
+export async function startTeeProxy(
+  primaryPort: number,
+  shadowPort: number,
+  secret: string,
+  children: ChildProcess[],
+): Promise<number> {
+  const port = await freePort()
+  children.push(
+    await startChild(
+      NODE,
+      [
+        'src/cli/main.ts',
+        'tee',
+        'proxy',
+        '--listen',
+        `127.0.0.1:${port}`,
+        '--primary',
+        `ws://127.0.0.1:${primaryPort}`,
+        '--shadow',
+        `ws://127.0.0.1:${shadowPort}/ws/position`,
+      ],
+      { SHADOW_PLUGIN_SECRET: secret },
+      port,
+    ),
+  )
+  return port
+}
