@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
+import { overlord } from './support/cli.ts'
 import { access, mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -232,7 +231,7 @@ describe('a truncated capture reads up to its last complete record, with a warni
     const { warning } = await readCapture(path)
     const database = await createTestDatabase()
     try {
-      const run = await overlord(['replay', path, '--database-url', database.url])
+      const run = await overlord(['replay', path, '--database-url', database.url], { LOG_LEVEL: 'warn' })
       expect(run.stderr).toEqual([warning])
       expect(run.stdout).toMatch(new RegExp(`^EQUAL ${path}: `, 'm'))
       expect(run.code).toBe(0)
@@ -241,30 +240,6 @@ describe('a truncated capture reads up to its last complete record, with a warni
     }
   }, 60_000)
 })
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string[]
-}
-
-/** The real CLI (`node src/cli/main.ts …`) with only PATH in its environment: exit code and stderr. */
-async function overlord(args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d
-  })
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d
-  })
-  const [code] = (await once(child, 'close')) as [number | null]
-  return { code, stdout, stderr: stderr.split('\n').filter((l) => l !== '') }
-}
 
 /** The program in process (commander's exitOverride), its output lines kept. */
 function cli() {
@@ -295,7 +270,7 @@ describe('capture and a primary that already holds data', () => {
       await primary.tracker.settle()
 
       const out = await tmp('refused.ndjson.gz')
-      const refused = await overlord(capture(out, '--duration', '5s'))
+      const refused = await overlord(capture(out, '--duration', '5s'), { LOG_LEVEL: 'warn' })
       expect(refused.code).toBe(2)
       expect(refused.stderr).toHaveLength(1)
       expect(refused.stderr[0]).toMatch(

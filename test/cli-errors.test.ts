@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
+import { type CliRun, overlord } from './support/cli.ts'
 import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -8,33 +7,7 @@ import { afterAll, beforeAll, describe, type ExpectStatic, it } from 'vitest'
 import { createTestDatabase } from './support/db.ts'
 import { SECRET } from './support/tracker.ts'
 
-interface Run {
-  code: number | null
-  stdout: string
-  /** stderr, split into lines (the trailing newline dropped). */
-  stderr: string[]
-}
-
-/** Runs the real CLI (`node src/cli/main.ts …`) with only `env` (and PATH) in its environment. */
-async function overlord(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d
-  })
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d
-  })
-  const [code] = (await once(child, 'close')) as [number | null]
-  return { code, stdout, stderr: stderr.split('\n').filter((l, i, all) => l !== '' || i < all.length - 1) }
-}
-
-/** One human line: no JSON record, no stack frame. */
-function expectOneHumanLine(expect: ExpectStatic, run: Run, line: string | RegExp): void {
+function expectOneHumanLine(expect: ExpectStatic, run: CliRun, line: string | RegExp): void {
   expect(run.stderr, run.stderr.join('\n')).toHaveLength(1)
   expect(run.stderr[0]).toMatch(line)
   expect(run.stderr[0]).not.toMatch(/^\s*\{|\n|^\s+at /)
