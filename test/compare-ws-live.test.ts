@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
@@ -21,7 +20,6 @@ import {
   startTracker,
   telemetry,
 } from './support/tracker.ts'
-import { SUBSCRIBE_SETTLE_MS } from '../src/compare/ws-live/sockets.ts'
 import { startWsLiveRelay, type WsLiveRelay } from './support/ws-live-relay.ts'
 import { freePort, waitFor } from './support/ws-sink.ts'
 
@@ -275,8 +273,6 @@ describe('a shadow behind a relay that misbehaves', () => {
     try {
       // The relay swallows the subscribe, so the tracker sends that socket everything.
       const f = await through({ up: (text) => (JSON.parse(text).type === 'subscribe' ? undefined : text) })
-      // Past the settle time after the (swallowed) subscribe: what arrives now is the filter's doing.
-      await sleep(SUBSCRIBE_SETTLE_MS + 100)
       const frames = world('Filtered')
       await feed(frames)
       await delivered(f, { firehose: frames.length, subscribed: subscribedCount(frames) }, ['primary'])

@@ -72,8 +72,8 @@ function setUp(limits: { soft: number; hard: number; lowWater: number }) {
   })
   const socket = new StallingSocket()
   const ws = new FakeWs(socket)
-  hub.add(ws as unknown as WebSocket, socket)
-  return { hub, socket, ws, faultCounts }
+  const client = hub.add(ws as unknown as WebSocket, socket)
+  return { hub, socket, ws, client, faultCounts }
 }
 
 const payload = (i: number, size = 1000) => Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(size) }))
@@ -87,6 +87,20 @@ describe('BrowserHub', () => {
     expect(socket.writes).toHaveLength(1)
     expect(socket.writes[0]).toEqual(frames.map(framed))
     expect(hub.stats.messagesSent).toBe(5)
+  })
+
+  it("answers a browser's request after the frames broadcast before it, whatever its new subscribe says", async () => {
+    const { hub, socket, client } = setUp({ soft: 1 << 20, hard: 8 << 20, lowWater: 64 * 1024 })
+    const answer = { type: 'dungeon_map', landblock: '0x1', error: 'not_found' }
+    hub.broadcast('vitals', payload(1, 10))
+    hub.subscribe(client, ['rare'])
+    hub.reply(client, answer)
+    hub.broadcast('vitals', payload(2, 10))
+    await flushed()
+    expect(socket.writes.flat()).toEqual([
+      framed(payload(1, 10)),
+      framed(Buffer.from(JSON.stringify(answer))),
+    ])
   })
 
   it('keeps a stalled browser backlog in its queue, not its socket, and resumes on drain', async () => {

@@ -141,24 +141,35 @@ export class BrowserHub {
     for (const client of this.#clients) {
       if (client.filter !== null && !client.filter.has(type)) continue
       frame ??= framed(payload)
-      client.queue.push(frame)
-      client.queuedBytes += frame.length
-      this.#dirty.add(client)
+      this.#enqueue(client, frame)
     }
+    this.#scheduleFlush()
+  }
+
+  /**
+   * Sends one message to one browser (replies to its requests): a string as it is, anything else
+   * as JSON. It joins the browser's queue, so it never overtakes a frame broadcast before it (a
+   * `subscribe` followed by a request is answered after everything sent under the old filter).
+   */
+  reply(client: BrowserClient, message: unknown): void {
+    if (client.ws.readyState !== WebSocket.OPEN || !this.#clients.has(client)) return
+    const text = typeof message === 'string' ? message : JSON.stringify(message)
+    this.#enqueue(client, framed(Buffer.from(text)))
+    this.#scheduleFlush()
+  }
+
+  #enqueue(client: BrowserClient, frame: Buffer): void {
+    client.queue.push(frame)
+    client.queuedBytes += frame.length
+    this.#dirty.add(client)
+  }
+
+  #scheduleFlush(): void {
     if (!this.#flushScheduled && this.#dirty.size > 0) {
       this.#flushScheduled = true
       if (this.#coalesceMs > 0) setTimeout(this.#flush, this.#coalesceMs)
       else setImmediate(this.#flush)
     }
-  }
-
-  /**
-   * Sends one message to one browser, outside the broadcast path (replies to its requests):
-   * a string as it is, anything else as JSON.
-   */
-  reply(client: BrowserClient, message: unknown): void {
-    if (client.ws.readyState !== WebSocket.OPEN) return
-    client.ws.send(typeof message === 'string' ? message : JSON.stringify(message))
   }
 
   get size(): number {

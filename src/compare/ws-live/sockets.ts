@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import WebSocket from 'ws'
 import { coerceError, ERR, OverlordError } from '../../protocol/errors.ts'
 import { exceedsDepth, PRESCAN_BYTES, textExceedsDepth } from '../../protocol/json-bounds.ts'
-import { messageType, own } from './identity.ts'
+import { own } from './identity.ts'
 import type { Blind, LiveFeedTarget, Received, Side, SocketHealth, SocketSnapshot } from './types.ts'
 
 /**
@@ -84,9 +84,6 @@ export const isDungeonMapFor = (msg: Record<string, unknown>, landblock: string)
  * Subscribes `ws` to `types`, then asks for the map of `sync`, a landblock no dungeon has: messages
  * are handled in order, so once that answer is back the subscribe is in force.
  */
-/** How long after a confirmed subscribe an unsubscribed broadcast is taken as queued before it. */
-export const SUBSCRIBE_SETTLE_MS = 500
-
 export function subscribeThenSync(ws: WebSocket, types: readonly string[], sync: string): void {
   ws.send(JSON.stringify({ type: 'subscribe', message_types: types }))
   ws.send(JSON.stringify({ type: 'request_dungeon_map', landblock: sync }))
@@ -144,8 +141,6 @@ export class FeedSocket {
   #downReason: 'start' | 'down' = 'start'
   #overflowSince: number | undefined
   #live = false
-  /** When this socket's subscribe was confirmed (see {@link SUBSCRIBE_SETTLE_MS}). */
-  #liveSince = 0
   #closing = false
   #timer: NodeJS.Timeout | undefined
   #retryMs: number
@@ -240,15 +235,6 @@ export class FeedSocket {
       return
     }
     if (!this.#live) return
-    // A broadcast the tracker queued before the subscribe took effect can still trail the sync
-    // answer (broadcasts are corked per event-loop turn, answers are not): not a filter fault.
-    if (
-      this.#o.role !== 'firehose' &&
-      at - this.#liveSince < SUBSCRIBE_SETTLE_MS &&
-      !this.#o.subscribeTypes.includes(messageType(msg))
-    ) {
-      return
-    }
     this.#lastAt = at
     if (this.#items.length >= this.#o.maxMessages) {
       this.#counts.overflow += 1
@@ -261,7 +247,6 @@ export class FeedSocket {
   #goLive(): void {
     const now = Date.now()
     this.#live = true
-    this.#liveSince = now
     this.#retryMs = this.#o.retry.initialMs
     if (this.#downSince !== undefined) {
       this.#blind.push({ from: this.#downSince, to: now, reason: this.#downReason })
