@@ -90,6 +90,9 @@ export class ReadHistory {
 
   /** Forgets URLs not read since `beforeMs` (characters that went offline), and older frames. */
   prune(beforeMs: number): void {
+    for (const newest of this.#newest.values()) {
+      for (const [who, f] of newest) if (f.at < beforeMs) newest.delete(who)
+    }
     for (const frames of this.#frames.values()) {
       for (const [key, f] of frames) {
         if (f.at >= beforeMs) break

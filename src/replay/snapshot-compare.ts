@@ -158,10 +158,11 @@ export class SnapshotJudge {
         class: d.class,
         ...(d.detail === undefined ? {} : { detail: d.detail }),
       }))
+    const preExisting = found.filter((d) => this.#preExisting(path, d))
     return {
       endpoint: spec?.name,
-      differences: found.filter((d) => !this.#preExisting(path, d)),
-      preExisting: found.filter((d) => this.#preExisting(path, d)),
+      differences: found.filter((d) => !preExisting.includes(d)),
+      preExisting,
       explained: settled.explained,
       lag: settled.lag,
     }
