@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_PORT, PRIMARY_PORT, trackerConfigFromEnv } from './tracker-config.ts'
+import { DEFAULT_PORT, PRIMARY_PORT, PRIMARY_ROLE_PORT, trackerConfigFromEnv } from './tracker-config.ts'
 
 describe('trackerConfigFromEnv', () => {
   it('reads the legacy names and defaults the database name to dereth_ts', () => {
@@ -28,6 +28,35 @@ describe('trackerConfigFromEnv', () => {
     const ro = trackerConfigFromEnv({ DATABASE_URL: 'postgres://h/dereth', READ_ONLY: 'true' })
     expect(ro.tracker.readOnly).toBe(true)
     expect(ro.createDatabase).toBeUndefined()
+  })
+
+  it('lifts the guard on the primary database only in the primary role, which never runs DDL', () => {
+    const p = trackerConfigFromEnv({ TRACKER_ROLE: 'primary', DATABASE_URL: 'postgres://h/dereth' })
+    expect(p.role).toBe('primary')
+    expect(p.tracker.role).toBe('primary')
+    expect(p.tracker.skipSchemaInit).toBe(true)
+    expect(p.createDatabase).toBeUndefined()
+    expect(p.port).toBe(PRIMARY_ROLE_PORT)
+    // No database named: the primary role means the primary's.
+    expect(
+      new URL(
+        trackerConfigFromEnv({ TRACKER_ROLE: 'primary', DATABASE_URL: 'postgres://h' }).tracker.databaseUrl!,
+      ).pathname,
+    ).toBe('/dereth')
+    expect(() => trackerConfigFromEnv({ TRACKER_ROLE: 'primary' })).toThrow(/needs DATABASE_URL/)
+    expect(() =>
+      trackerConfigFromEnv({
+        TRACKER_ROLE: 'primary',
+        DATABASE_URL: 'postgres://h/dereth',
+        READ_ONLY: 'true',
+      }),
+    ).toThrow(/unset READ_ONLY/)
+    expect(() => trackerConfigFromEnv({ TRACKER_ROLE: 'writer' })).toThrow(/bad TRACKER_ROLE: writer/)
+    // The old override is refused by name rather than silently ignored.
+    expect(() =>
+      trackerConfigFromEnv({ DATABASE_URL: 'postgres://h/dereth', ALLOW_PRIMARY_DATABASE_WRITES: 'true' }),
+    ).toThrow(/only TRACKER_ROLE=primary/)
+    expect(trackerConfigFromEnv({}).role).toBe('shadow')
   })
 
   it('uses the embedded database when no DATABASE_URL is given', () => {

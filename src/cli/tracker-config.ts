@@ -1,15 +1,25 @@
 import { OverlordError, ERR } from '../protocol/errors.ts'
 import { isHttpUrl } from '../tracker/alert-message.ts'
-import type { TrackerOptions } from '../tracker/build-tracker.ts'
+import { PRIMARY_DATABASE } from '../db/schema-check.ts'
+import type { TrackerOptions, TrackerRole } from '../tracker/build-tracker.ts'
 import { normalizeBasePath } from '../tracker/routes/base-path.ts'
 
 /** The shadow's own database (CONTRACT.md §8); the primary's is `dereth`. */
 export const SHADOW_DATABASE = 'dereth_ts'
-export const PRIMARY_DATABASE = 'dereth'
+export { PRIMARY_DATABASE } from '../db/schema-check.ts'
 
 /** The port plan: the live Python tracker owns 8765, the shadow never defaults to it. */
 export const PRIMARY_PORT = 8765
 export const DEFAULT_PORT = 8766
+/** Where the TypeScript tracker listens in the primary role (after `cutover flip`), beside both. */
+export const PRIMARY_ROLE_PORT = 8767
+
+/**
+ * `TRACKER_ROLE`: `shadow` (the default) writes only its own database; `primary` is the tracker
+ * after `cutover flip`, the writer of `dereth`, on a schema the Python tracker created.
+ */
+export type { TrackerRole }
+const ROLES: readonly TrackerRole[] = ['shadow', 'primary']
 
 const truthy = (v: string | undefined): boolean => v !== undefined && /^(1|true|yes|on)$/i.test(v.trim())
 
@@ -22,6 +32,7 @@ function positiveMs(value: string | undefined, name: string): number | undefined
 }
 
 export interface ServeConfig {
+  role: TrackerRole
   tracker: TrackerOptions
   port: number
   host: string
@@ -30,28 +41,45 @@ export interface ServeConfig {
 }
 
 /**
- * Reads the legacy environment names (CONTRACT.md §9) plus `PORT`, `HOST`, `DATABASE_URL` and
- * `DATA_DIR` into tracker options. Refuses to write into the primary's database: a shadow that
- * could is one typo away from corrupting the live service (§10).
+ * Reads the legacy environment names (CONTRACT.md §9) plus `TRACKER_ROLE`, `PORT`, `HOST`,
+ * `DATABASE_URL` and `DATA_DIR` into tracker options. Only the primary role writes the primary's
+ * database: a shadow that could is one typo away from corrupting the live service (§10). The
+ * primary role never runs DDL (`SKIP_SCHEMA_INIT` is implied: the schema is the one Python made).
  */
 export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
+  const roleText = env.TRACKER_ROLE?.trim() || 'shadow'
+  if (!(ROLES as readonly string[]).includes(roleText))
+    throw new OverlordError(ERR.CONFIG, `bad TRACKER_ROLE: ${roleText} (shadow or primary)`)
+  const role = roleText as TrackerRole
+  if (env.ALLOW_PRIMARY_DATABASE_WRITES !== undefined)
+    throw new OverlordError(
+      ERR.CONFIG,
+      'ALLOW_PRIMARY_DATABASE_WRITES is gone: only TRACKER_ROLE=primary writes the primary database (cutover flip)',
+    )
   const readOnly = truthy(env.READ_ONLY)
   let databaseUrl = env.DATABASE_URL?.trim() || undefined
   let createDatabase: string | undefined
+  if (role === 'primary') {
+    if (databaseUrl === undefined)
+      throw new OverlordError(ERR.CONFIG, 'TRACKER_ROLE=primary needs DATABASE_URL (the primary database)')
+    if (readOnly) throw new OverlordError(ERR.CONFIG, 'TRACKER_ROLE=primary writes: unset READ_ONLY')
+  }
   if (databaseUrl !== undefined) {
     const url = new URL(databaseUrl)
-    if (url.pathname === '' || url.pathname === '/') url.pathname = `/${SHADOW_DATABASE}`
+    if (url.pathname === '' || url.pathname === '/')
+      url.pathname = `/${role === 'primary' ? PRIMARY_DATABASE : SHADOW_DATABASE}`
     databaseUrl = url.toString()
     const name = decodeURIComponent(url.pathname.slice(1))
-    if (!readOnly && name === PRIMARY_DATABASE && !truthy(env.ALLOW_PRIMARY_DATABASE_WRITES)) {
+    if (!readOnly && role === 'shadow' && name === PRIMARY_DATABASE) {
       throw new OverlordError(
         ERR.CONFIG,
-        `refusing to write into the primary's database "${PRIMARY_DATABASE}": use ${SHADOW_DATABASE}, or READ_ONLY=true`,
+        `refusing to write into the primary's database "${PRIMARY_DATABASE}": use ${SHADOW_DATABASE}, or READ_ONLY=true (only TRACKER_ROLE=primary writes it)`,
       )
     }
-    if (!readOnly) createDatabase = name
+    // The primary's database exists (Python created it); a shadow's may be created here.
+    if (!readOnly && role === 'shadow') createDatabase = name
   }
-  const port = Number(env.PORT ?? DEFAULT_PORT)
+  const port = Number(env.PORT ?? (role === 'primary' ? PRIMARY_ROLE_PORT : DEFAULT_PORT))
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new OverlordError(ERR.CONFIG, `bad PORT: ${env.PORT}`)
   const discordWebhookUrl = env.DISCORD_ACLOG_WEBHOOK?.trim() || undefined
@@ -64,16 +92,18 @@ export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
       'DISCORD_ALERTS_ENABLED needs DISCORD_ACLOG_WEBHOOK set to an http(s) URL',
     )
   return {
+    role,
     port,
     host: env.HOST ?? '127.0.0.1',
     createDatabase,
     tracker: {
+      role,
       databaseUrl,
       dataDir: databaseUrl === undefined ? (env.DATA_DIR ?? '.data/pglite') : undefined,
       sharedSecret: env.SHARED_SECRET || undefined,
       sharedSecretLegacy: env.SHARED_SECRET_LEGACY || undefined,
       readOnly,
-      skipSchemaInit: truthy(env.SKIP_SCHEMA_INIT),
+      skipSchemaInit: role === 'primary' || truthy(env.SKIP_SCHEMA_INIT),
       buildVersion: env.BUILD_VERSION,
       inventoryServiceUrl: env.INVENTORY_SERVICE_URL || undefined,
       discordWebhookUrl,

@@ -45,6 +45,8 @@ export const ERR = {
   DB_UNAVAILABLE: 'DB_ERR_UNAVAILABLE',
   DB_OVERFLOW: 'DB_ERR_OVERFLOW',
   DB_QUERY: 'DB_ERR_QUERY',
+  /** A database this tracker must not, or cannot correctly, write (role guard, schema check). */
+  DB_SCHEMA: 'DB_ERR_SCHEMA',
   TEE_OVERFLOW: 'TEE_ERR_OVERFLOW',
   TEE_UPSTREAM: 'TEE_ERR_UPSTREAM',
   TEE_CAPTURE: 'TEE_ERR_CAPTURE',

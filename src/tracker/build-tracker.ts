@@ -7,6 +7,7 @@ import { type EmbeddedDatabase, EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from
 import { createPool, type Db } from '../db/pool.ts'
 import { RetentionTask } from '../db/retention.ts'
 import { initSchema, type SchemaResult } from '../db/schema.ts'
+import { checkWritable, timescaleInstalled } from '../db/schema-check.ts'
 import { retryTransient } from '../db/transient.ts'
 import { Persistence } from '../db/persistence.ts'
 import { coerceError, ERR, OverlordError } from '../protocol/errors.ts'
@@ -45,7 +46,14 @@ export const MAX_FRAME_BYTES = 8 * 1024 * 1024
  */
 const MAX_PARAM_LENGTH = 16 * 1024
 
+/**
+ * `shadow` (the default) writes only its own database; `primary` is the tracker after `cutover
+ * flip`: the writer of the primary's database `dereth`, on the schema the Python tracker made.
+ */
+export type TrackerRole = 'shadow' | 'primary'
+
 export interface TrackerOptions {
+  role?: TrackerRole
   /** A PostgreSQL URL; without one the tracker runs on an embedded PGlite kept in `dataDir`. */
   databaseUrl?: string
   /** Where the embedded database keeps its data (in memory when omitted). */
@@ -127,6 +135,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   const logger = options.logger ?? pino({ level: 'silent' })
   const clock = options.clock ?? systemClock
   const readOnly = options.readOnly ?? false
+  const role = options.role ?? 'shadow'
 
   let embedded: EmbeddedDatabase | undefined
   let databaseUrl = options.databaseUrl
@@ -141,7 +150,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     const ready = async (): Promise<SchemaResult | undefined> => {
       if (readOnly || options.skipSchemaInit) {
         await db.query('SELECT 1')
-        return undefined
+        return { timescale: await timescaleInstalled(db) }
       }
       return initSchema(db)
     }
@@ -155,6 +164,19 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     await db.end().catch(() => {})
     await embedded?.close().catch(() => {})
     throw new OverlordError(ERR.DB_UNAVAILABLE, 'database unavailable at start-up', { cause: err })
+  }
+  let database = 'pglite'
+  try {
+    database = await checkWritable(db, {
+      role,
+      readOnly,
+      schemaFromElsewhere: options.skipSchemaInit ?? false,
+      useCopy: embedded === undefined,
+    })
+  } catch (err) {
+    await db.end().catch(() => {})
+    await embedded?.close().catch(() => {})
+    throw err
   }
 
   const counters = newIngestCounters()
@@ -285,6 +307,8 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     live_cache_refreshed_at: liveCache.refreshedAt,
     live_cache_failures: liveCache.failures,
     read_only: readOnly,
+    role,
+    database,
     process_rss_bytes: process.memoryUsage.rss(),
     process_cpu_user_us: process.cpuUsage().user,
     process_cpu_system_us: process.cpuUsage().system,
