@@ -1,5 +1,6 @@
 import pino from 'pino'
 import { registerCompareCommands } from './commands/compare.ts'
+import { registerCutover } from './commands/cutover.ts'
 import { registerReplay } from './commands/replay.ts'
 import { registerServe } from './commands/serve.ts'
 import { registerSimulate } from './commands/simulate.ts'
@@ -13,6 +14,7 @@ const logger = pino({ level: process.env.LOG_LEVEL?.toLowerCase() ?? 'info' })
 const program = buildProgram({ env: process.env, logger, out: (line) => process.stdout.write(`${line}\n`) }, [
   registerServe,
   registerCompareCommands,
+  registerCutover,
   registerTee,
   registerReplay,
   registerSimulate,

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ERR, OverlordError } from '../protocol/errors.ts'
 import { describeFieldNoise, type FieldNoise, fieldNoise } from './field-noise.ts'
@@ -18,8 +18,6 @@ export interface GateCriteria {
   maxFieldNoiseRate: number
   /** Without database evidence in the window the gate says no. */
   requireDatabase: boolean
-  /** The nginx flip and its rollback, printed by `cutover declare`. */
-  nginx: { flip: string[]; rollback: string[] }
 }
 
 export const DEFAULT_CRITERIA: GateCriteria = {
@@ -30,16 +28,6 @@ export const DEFAULT_CRITERIA: GateCriteria = {
   maxDbRelDiff: 0.001,
   maxFieldNoiseRate: 0.01,
   requireDatabase: true,
-  nginx: {
-    flip: [
-      "sed -i 's/^\\s*server .* # tracker$/    server 127.0.0.1:8766; # tracker/' /etc/nginx/conf.d/tracker-upstream.conf",
-      'nginx -t && nginx -s reload',
-    ],
-    rollback: [
-      "sed -i 's/^\\s*server .* # tracker$/    server 127.0.0.1:8765; # tracker/' /etc/nginx/conf.d/tracker-upstream.conf",
-      'nginx -t && nginx -s reload',
-    ],
-  },
 }
 
 /** Merges operator criteria over the defaults. */
@@ -387,5 +375,20 @@ export async function readDeclaration(dir: string): Promise<Declaration | undefi
     return JSON.parse(await readFile(join(dir, DECLARATION_FILE), 'utf8')) as Declaration
   } catch {
     return undefined
+  }
+}
+
+/**
+ * Sets the declaration aside after a rollback (renamed, kept as evidence), so `watch` runs again;
+ * returns the new name, or undefined when none was declared.
+ */
+export async function clearDeclaration(dir: string, at: string): Promise<string | undefined> {
+  const to = join(dir, `cutover-declared.rolled-back-${at.replace(/[:.]/g, '-')}.json`)
+  try {
+    await rename(join(dir, DECLARATION_FILE), to)
+    return to
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return undefined
+    throw err
   }
 }

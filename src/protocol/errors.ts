@@ -47,6 +47,8 @@ export const ERR = {
   DB_QUERY: 'DB_ERR_QUERY',
   /** A database this tracker must not, or cannot correctly, write (role guard, schema check). */
   DB_SCHEMA: 'DB_ERR_SCHEMA',
+  /** `cutover flip`/`rollback` refused or failed a step (nothing half-switched is left behind). */
+  CUTOVER: 'CMP_ERR_CUTOVER',
   TEE_OVERFLOW: 'TEE_ERR_OVERFLOW',
   TEE_UPSTREAM: 'TEE_ERR_UPSTREAM',
   TEE_CAPTURE: 'TEE_ERR_CAPTURE',

@@ -3,14 +3,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Command, Option } from 'commander'
 import { ERR, OverlordError } from '../../protocol/errors.ts'
-import {
-  declareCutover,
-  evaluateGate,
-  type GateStatus,
-  gateLines,
-  parseCriteria,
-} from '../../compare/gate.ts'
-import { readLedger, recordSweep } from '../../compare/ledger.ts'
+import { recordSweep } from '../../compare/ledger.ts'
 import { ReadHistory } from '../../compare/history.ts'
 import { loadManifest } from '../../compare/manifest.ts'
 import { type BackendAuth, BackendClient, DEFAULT_LIMITS, type LoadLimits } from '../../compare/poller.ts'
@@ -20,6 +13,7 @@ import { runSweep, type SweepResult } from '../../compare/sweep.ts'
 import { watch } from '../../compare/watch.ts'
 import { openLiveFeeds } from '../../compare/ws-live.ts'
 import { type CliContext, EXIT, verdict } from '../program.ts'
+import { gateStatus } from './cutover.ts'
 
 /** Parses `trust`, `cookie:name=value` or `login:user:password`. */
 export function parseAuth(spec: string | undefined): BackendAuth {
@@ -258,25 +252,7 @@ function exitFor(result: SweepResult['verdict']): void {
   if (result === 'error') throw verdict('parity: ERROR (a backend could not be read)', EXIT.ERROR)
 }
 
-async function gateStatus(opts: { reports: string; criteria: string; rules: string; waivers: string }) {
-  const { entries } = await readLedger(opts.reports)
-  const rules = await loadRules(opts.rules, opts.waivers)
-  let raw: unknown
-  try {
-    raw = await readJson(opts.criteria)
-  } catch (err) {
-    if ((err as { cause?: { code?: string } }).cause?.code !== 'ENOENT') throw err
-  }
-  const criteria = parseCriteria(raw)
-  return { status: evaluateGate(entries, rules.waivers, criteria, Date.now()), criteria }
-}
-
-function printGate(ctx: CliContext, status: GateStatus, json = false): void {
-  if (json) ctx.out(JSON.stringify(status))
-  else for (const line of gateLines(status)) ctx.out(line)
-}
-
-/** `sweep`, `watch`, `report`, `cutover status|declare` (issue 4 §7). */
+/** `sweep`, `watch`, `report` (issue 4 §7); the gate's commands are in cutover.ts. */
 export function registerCompareCommands(program: Command, ctx: CliContext): void {
   addCommon(program.command('sweep').description('compare primary and shadow once'), ctx)
     .option('--json', 'print the whole sweep result as JSON')
@@ -346,60 +322,4 @@ export function registerCompareCommands(program: Command, ctx: CliContext): void
       const out = await writeReports(opts.reports, { gate: status })
       ctx.out(`report rebuilt from ${out.sweeps} sweeps: ${out.markdown}, ${out.html}`)
     })
-
-  const cutover = program.command('cutover').description('the cutover gate')
-  const gateOptions = (cmd: Command) =>
-    cmd
-      .option('--reports <dir>', 'reports directory', 'reports')
-      .option('--criteria <file>', 'cutover criteria', 'compare/cutover.json')
-      .option('--rules <file>', 'comparison rules', 'compare/rules.json')
-      .option('--waivers <file>', 'waivers', 'compare/waivers.json')
-  gateOptions(
-    cutover
-      .command('status')
-      .description('go/no-go: the deciding reasons first, then each failing criterion and its evidence'),
-  )
-    .option('--json', 'print the gate status (criteria, reasons, noise by field) as JSON')
-    .action(
-      async (opts: { reports: string; criteria: string; rules: string; waivers: string; json?: boolean }) => {
-        const { status } = await gateStatus(opts)
-        printGate(ctx, status, opts.json)
-        if (!status.go) throw verdict('cutover: NO-GO', EXIT.MISMATCH)
-      },
-    )
-  gateOptions(
-    cutover.command('declare').description('record the cutover, stop watchers, print the nginx flip'),
-  )
-    .requiredOption('--by <who>', 'who declares')
-    .option('--force', 'declare even though the gate says no-go (recorded)')
-    .action(
-      async (opts: {
-        reports: string
-        criteria: string
-        rules: string
-        waivers: string
-        by: string
-        force?: boolean
-      }) => {
-        const { status, criteria } = await gateStatus(opts)
-        printGate(ctx, status)
-        if (!status.go && !opts.force) {
-          throw verdict(
-            'cutover refused: the gate says NO-GO (use --force to override, recorded)',
-            EXIT.MISMATCH,
-          )
-        }
-        const file = await declareCutover(opts.reports, {
-          declaredAt: new Date().toISOString(),
-          by: opts.by,
-          forced: !status.go,
-          status,
-        })
-        ctx.out(`cutover declared by ${opts.by}: ${file} (running watchers stop at their next sweep)`)
-        ctx.out('flip nginx to the shadow:')
-        for (const line of criteria.nginx.flip) ctx.out(`  ${line}`)
-        ctx.out('rollback:')
-        for (const line of criteria.nginx.rollback) ctx.out(`  ${line}`)
-      },
-    )
 }
