@@ -52,6 +52,8 @@ export interface TrackerFacts {
   database: string
   readOnly: boolean
   pluginConnections: number
+  /** Frames it has taken since it started: above 0, its in-memory kill baselines are not fresh. */
+  framesReceived: number
 }
 
 export async function trackerFacts(base: string): Promise<TrackerFacts> {
@@ -66,6 +68,7 @@ export async function trackerFacts(base: string): Promise<TrackerFacts> {
     database: String(m.database ?? 'unknown'),
     readOnly: m.read_only === true,
     pluginConnections: Number(m.plugin_connections ?? 0),
+    framesReceived: Number(m.frames_received ?? 0),
   }
 }
 
@@ -116,7 +119,10 @@ export interface SwitchOptions {
   reports: string
   by: string
   reason: string
+  /** The gate said NO-GO and `--force` went past it (recorded). */
   forced: boolean
+  /** `--force`: also past the checks that protect the data (a tracker that is not fresh, a dead Python). */
+  force: boolean
   gate: { go: boolean; reasons: string[] }
   /** How long to wait for a tracker started or restarted here. */
   waitMs: number
@@ -130,6 +136,8 @@ export interface FlipOptions extends SwitchOptions {
 
 export interface RollbackOptions extends SwitchOptions {
   restartPrimary?: string
+  /** The operator says the Python tracker has restarted since the flip: no restart needed. */
+  primaryRestarted?: boolean
   stopTracker?: string
 }
 
@@ -225,6 +233,12 @@ export async function flip(o: FlipOptions): Promise<CutoverEvent> {
     throw refuse(
       `cutover refused: the tracker at ${o.tracker} writes "${facts.database}", not "${o.database}" (--database)`,
     )
+  // Kill accounting remembers each session's last count in memory (CONTRACT §6): a tracker that was
+  // the writer before and kept running would add everything since then a second time.
+  if (facts.framesReceived > 0 && !o.force)
+    throw refuse(
+      `cutover refused: the tracker at ${o.tracker} has taken ${facts.framesReceived} plugin frames since it started; restart it so its kill counts start fresh (or --force)`,
+    )
   o.out(`the TypeScript tracker at ${o.tracker} is in the primary role on "${facts.database}"`)
   const from = await switchUpstream(o, done, 'typescript', 'flip', hostPort(o.tracker), at)
   const event: CutoverEvent = {
@@ -249,11 +263,17 @@ export async function flip(o: FlipOptions): Promise<CutoverEvent> {
 export async function rollback(o: RollbackOptions): Promise<CutoverEvent> {
   const done: CommandResult[] = []
   const at = new Date().toISOString()
+  // The Python tracker remembers each session's last kill count in memory (CONTRACT §6): still
+  // holding the counts from before the flip, it would add the TypeScript period's kills again.
+  if (o.restartPrimary === undefined && o.primaryRestarted !== true)
+    throw refuse(
+      "rollback refused: give --restart-primary <command> (the Python tracker's in-memory kill counts predate the flip and would count the TypeScript period's kills twice), or --primary-restarted if it has restarted since",
+    )
   if (o.restartPrimary !== undefined) await step(o, done, o.restartPrimary, 'restart the Python tracker')
   const up = await waitFor(o.restartPrimary === undefined ? 0 : o.waitMs, async () =>
     (await healthy(o.primary)) ? true : undefined,
   )
-  if (up === undefined && !o.forced)
+  if (up === undefined && !o.force)
     throw refuse(
       `rollback refused: the Python tracker at ${o.primary} does not answer /health (--force to route to it anyway)`,
     )

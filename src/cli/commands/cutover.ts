@@ -101,6 +101,7 @@ function switchBase(ctx: CliContext, opts: SwitchOpts, status: GateStatus): Swit
     by: opts.by ?? whoAmI(),
     reason: opts.reason,
     forced: opts.force === true && !status.go,
+    force: opts.force === true,
     gate: { go: status.go, reasons: status.reasons },
     waitMs: parseDuration(opts.wait),
     out: (line) => ctx.out(`  ${line}`),
@@ -108,7 +109,7 @@ function switchBase(ctx: CliContext, opts: SwitchOpts, status: GateStatus): Swit
 }
 
 const summary = (e: CutoverEvent) =>
-  `${e.action} recorded in the ledger: ${e.at} by ${e.by}${e.forced ? ' (forced past a NO-GO gate)' : ''}: ${e.reason}`
+  `${e.action} recorded in the ledger: ${e.at} by ${e.by}${e.forced ? ' (forced)' : ''}: ${e.reason}`
 
 /** `cutover status|declare|flip|rollback` (issue 4 §7, issue 10 §2). */
 export function registerCutover(program: Command, ctx: CliContext): void {
@@ -191,22 +192,27 @@ export function registerCutover(program: Command, ctx: CliContext): void {
       '--restart-primary <command>',
       'restarts the Python tracker first, so it forgets kill counts from before the flip (CONTRACT §6 keeps them in memory)',
     )
+    .option('--primary-restarted', 'the Python tracker has restarted since the flip: do not restart it')
     .option('--stop-tracker <command>', 'stops the TypeScript tracker after nginx points away from it')
     .option('--force', 'route to the Python tracker even when it does not answer /health (recorded)')
-    .action(async (opts: SwitchOpts & { restartPrimary?: string; stopTracker?: string }) => {
-      const { status } = await gateStatus(opts)
-      const event = await rollback({
-        ...switchBase(ctx, opts, status),
-        forced: opts.force === true,
-        ...(opts.restartPrimary === undefined ? {} : { restartPrimary: opts.restartPrimary }),
-        ...(opts.stopTracker === undefined ? {} : { stopTracker: opts.stopTracker }),
-      })
-      const cleared = await clearDeclaration(opts.reports, event.at)
-      ctx.out(
-        `rolled back: the live paths go to the Python tracker at ${event.to} (was ${event.from ?? 'unset'})`,
-      )
-      ctx.out(summary(event))
-      if (cleared !== undefined)
-        ctx.out(`the cutover declaration is set aside (${cleared}): watch may run again`)
-    })
+    .action(
+      async (
+        opts: SwitchOpts & { restartPrimary?: string; primaryRestarted?: boolean; stopTracker?: string },
+      ) => {
+        const { status } = await gateStatus(opts)
+        const event = await rollback({
+          ...switchBase(ctx, opts, status),
+          ...(opts.restartPrimary === undefined ? {} : { restartPrimary: opts.restartPrimary }),
+          primaryRestarted: opts.primaryRestarted === true,
+          ...(opts.stopTracker === undefined ? {} : { stopTracker: opts.stopTracker }),
+        })
+        const cleared = await clearDeclaration(opts.reports, event.at)
+        ctx.out(
+          `rolled back: the live paths go to the Python tracker at ${event.to} (was ${event.from ?? 'unset'})`,
+        )
+        ctx.out(summary(event))
+        if (cleared !== undefined)
+          ctx.out(`the cutover declaration is set aside (${cleared}): watch may run again`)
+      },
+    )
 }
