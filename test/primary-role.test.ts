@@ -2,7 +2,15 @@ import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildTracker } from '../src/tracker/build-tracker.ts'
 import { overlord } from './support/cli.ts'
-import { createTestDatabase, type TestDatabase } from './support/db.ts'
+import { withDatabase } from '../src/db/pool.ts'
+import {
+  adminQuery,
+  createTestDatabase,
+  freshDatabaseName,
+  TEST_SERVER_URL,
+  type TestDatabase,
+} from './support/db.ts'
+import { startLegacyTracker } from './support/legacy-tracker.ts'
 import { connectPlugin, getJson, SECRET, sendFrames, telemetry, waitForMetrics } from './support/tracker.ts'
 
 /**
@@ -89,6 +97,43 @@ describe('the primary role on a schema made elsewhere', () => {
     // The trigger does see DDL: the shadow role's start-up on a fresh database is all DDL.
     await sql(db.url, 'CREATE TABLE proves_the_trigger_fires (x int)')
     expect(await ddl()).toEqual(['CREATE TABLE'])
+  })
+
+  it('starts with no DDL on the database the Python tracker created', async () => {
+    const name = freshDatabaseName()
+    await adminQuery(`CREATE DATABASE ${name}`)
+    db = {
+      name,
+      url: withDatabase(TEST_SERVER_URL, name),
+      drop: () => adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+    }
+    const python = await startLegacyTracker({ databaseUrl: db.url, secret: SECRET })
+    await python.stop()
+    const ddl = await recordDdl(db.url)
+    const tracker = await buildTracker({
+      role: 'primary',
+      databaseUrl: db.url,
+      sharedSecret: SECRET,
+      skipSchemaInit: true,
+    })
+    try {
+      const url = await tracker.listen(0)
+      const ws = await connectPlugin(url.replace('http', 'ws'))
+      await sendFrames(url, ws, [
+        telemetry('Larsson', { kills: 3 }),
+        { type: 'spawn', character_name: 'Larsson', mob: 'Drudge', ew: 1, ns: 2, z: 0 },
+      ])
+      await waitForMetrics(url, (m) => m.persist_pending === 0 && (m.persist_batches as number) > 0)
+      ws.close()
+    } finally {
+      await tracker.close()
+    }
+    expect(await ddl()).toEqual([])
+    const rows = await sql(
+      db.url,
+      'SELECT (SELECT count(*) FROM telemetry_events)::int AS t, (SELECT count(*) FROM spawn_events)::int AS s',
+    )
+    expect(rows.rows[0]).toEqual({ t: 1, s: 1 })
   })
 
   it('refuses, in one line, a unique key the writer needs that is missing', async () => {
