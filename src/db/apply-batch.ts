@@ -2,7 +2,8 @@ import type pg from 'pg'
 import { TELEMETRY_COLUMNS, type TelemetryRecord } from '../protocol/frames.ts'
 import { formatInstant, type Micros } from '../protocol/time.ts'
 import { copyRows } from './copy.ts'
-import { addTrees, type StatsTree, toStatsTree } from './combat.ts'
+import { type PyValue, parsePyJson, stringifyPyJson } from '../protocol/py-json.ts'
+import { addTrees, toStatsTree } from './combat.ts'
 import type { CharacterStatsRow, PortalRow, RareRow, SpawnRow, WriteOp } from './write-ops.ts'
 
 const ts = (m: Micros): string => formatInstant(m)
@@ -40,8 +41,13 @@ const TIME_KEYS = new Set(['timestamp', 'received_at', 'discovered_at'])
  * instants (epoch µs) go as ISO text so microseconds survive.
  */
 function columns<R extends object>(rows: readonly R[], keys: readonly (keyof R & string)[]): unknown[][] {
-  return keys.map((k) => (TIME_KEYS.has(k) ? rows.map((r) => ts(r[k] as Micros)) : rows.map((r) => r[k])))
+  return keys.map((k) =>
+    TIME_KEYS.has(k) ? rows.map((r) => ts(r[k] as Micros)) : rows.map((r) => signedZero(r[k])),
+  )
 }
+
+/** node-pg writes -0 as "0"; a float8 keeps the sign of zero, as the legacy stores it. */
+const signedZero = (v: unknown): unknown => (Object.is(v, -0) ? '-0' : v)
 
 /**
  * Applies a batch of write ops inside the caller's transaction. Grouping is safe because
@@ -183,7 +189,7 @@ export async function applyBatch(
           'luminance_total',
           'deaths',
         ]),
-        s.map((r) => JSON.stringify(r.stats_data)),
+        s.map((r) => r.stats_json),
       ],
     )
     rows += s.length
@@ -195,28 +201,38 @@ export async function applyBatch(
   return rows
 }
 
-/** Session snapshot upsert plus lifetime += (new snapshot − previous snapshot of that session) (§6). */
+/**
+ * Session snapshot upsert plus lifetime += (new snapshot − previous snapshot of that session) (§6),
+ * with Python's int/float arithmetic on the JSON as the legacy reads it back (`json.loads` of the
+ * `jsonb` text), so both trackers store the same numbers.
+ */
 async function applyCombat(client: pg.PoolClient, op: Extract<WriteOp, { kind: 'combat' }>): Promise<void> {
-  const next = toStatsTree(op.stats)
-  const prev = await client.query<{ data: StatsTree }>(
-    'SELECT data FROM combat_stats_sessions WHERE character_name = $1 AND session_id = $2 FOR UPDATE',
+  const prev = await client.query<{ data: string }>(
+    'SELECT data::text AS data FROM combat_stats_sessions WHERE character_name = $1 AND session_id = $2 FOR UPDATE',
     [op.character, op.sessionId],
   )
-  const diff = addTrees(next, toStatsTree(prev.rows[0]?.data), -1)
+  const diff = addTrees(toStatsTree(op.stats), toStatsTree(stored(prev.rows[0]?.data)), -1)
   const at = ts(op.at)
+  // /combat-stats serves the character's most recently updated session. The legacy's clock has
+  // microseconds, ours milliseconds: a burst of snapshots must still order as it was written.
   await client.query(
-    `INSERT INTO combat_stats_sessions (character_name, session_id, data, updated_at) VALUES ($1, $2, $3, $4)
+    `INSERT INTO combat_stats_sessions (character_name, session_id, data, updated_at)
+     VALUES ($1, $2, $3, GREATEST($4::timestamptz,
+       (SELECT max(updated_at) + interval '1 microsecond' FROM combat_stats_sessions WHERE character_name = $1)))
      ON CONFLICT (character_name, session_id) DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at`,
-    [op.character, op.sessionId, JSON.stringify(next), at],
+    [op.character, op.sessionId, stringifyPyJson(op.stats), at],
   )
-  const life = await client.query<{ lifetime: StatsTree }>(
-    'SELECT lifetime FROM combat_stats WHERE character_name = $1 FOR UPDATE',
+  const life = await client.query<{ lifetime: string }>(
+    'SELECT lifetime::text AS lifetime FROM combat_stats WHERE character_name = $1 FOR UPDATE',
     [op.character],
   )
-  const lifetime = addTrees(toStatsTree(life.rows[0]?.lifetime), diff)
+  const lifetime = addTrees(toStatsTree(stored(life.rows[0]?.lifetime)), diff)
   await client.query(
     `INSERT INTO combat_stats (character_name, lifetime, updated_at) VALUES ($1, $2, $3)
      ON CONFLICT (character_name) DO UPDATE SET lifetime = EXCLUDED.lifetime, updated_at = EXCLUDED.updated_at`,
-    [op.character, JSON.stringify(lifetime), at],
+    [op.character, stringifyPyJson(lifetime), at],
   )
 }
+
+const stored = (text: string | undefined): PyValue | undefined =>
+  text === undefined ? undefined : parsePyJson(text)

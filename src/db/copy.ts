@@ -6,7 +6,9 @@ import { from as copyFrom } from 'pg-copy-streams'
 /** Escapes one value for COPY's text format (PostgreSQL docs, COPY, "Text Format"). */
 export function copyText(value: unknown): string {
   if (value === null || value === undefined) return '\\N'
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : '\\N'
+  // String(-0) is "0"; a float8 keeps the sign of zero, as the legacy stores it.
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? (Object.is(value, -0) ? '-0' : String(value)) : '\\N'
   const s = String(value)
   // Fast path: most names and tags need no escaping.
   if (!/[\\\t\n\r]/.test(s)) return s

@@ -1,3 +1,4 @@
+import { parsePyJson, toWireValue } from '../protocol/py-json.ts'
 import { formatInstant, type Micros } from '../protocol/time.ts'
 import type { Db } from './pool.ts'
 import { isoRows } from './read-telemetry.ts'
@@ -10,34 +11,41 @@ export async function characterStatsList(db: Db): Promise<Record<string, unknown
   return isoRows(rows, ['timestamp'])
 }
 
+/**
+ * A stored JSONB value as the legacy serves it (`json.loads` of its text, then `json.dumps`):
+ * numbers keep their digits and int/float class (`105.0`, integers past 2^53).
+ */
+const served = (text: string): Record<string, unknown> =>
+  toWireValue(parsePyJson(text)) as Record<string, unknown>
+
 /** `/character-stats/{name}`: the stored frame (minus `type`) with `character_name` and `timestamp`. */
 export async function characterStats(db: Db, name: string): Promise<Record<string, unknown> | undefined> {
-  const { rows } = await db.query<{
-    character_name: string
-    timestamp: string
-    stats_data: Record<string, unknown>
-  }>('SELECT character_name, timestamp, stats_data FROM character_stats WHERE character_name = $1', [name])
+  const { rows } = await db.query<{ character_name: string; timestamp: string; stats_data: string }>(
+    'SELECT character_name, timestamp, stats_data::text AS stats_data FROM character_stats WHERE character_name = $1',
+    [name],
+  )
   const row = isoRows(rows, ['timestamp'])[0]
-  return row && { ...row.stats_data, character_name: row.character_name, timestamp: row.timestamp }
+  return row && { ...served(row.stats_data), character_name: row.character_name, timestamp: row.timestamp }
 }
 
 /** `/combat-stats/{name}`: the latest session's snapshot and the lifetime sums. */
 export async function combatStats(db: Db, name: string, sessionId: string | null) {
-  const session = await db.query<{ session_id: string; data: Record<string, unknown> }>(
-    `SELECT session_id, data FROM combat_stats_sessions WHERE character_name = $1
+  const session = await db.query<{ session_id: string; data: string }>(
+    `SELECT session_id, data::text AS data FROM combat_stats_sessions WHERE character_name = $1
        AND ($2::text IS NULL OR session_id = $2)
      ORDER BY updated_at DESC LIMIT 1`,
     [name, sessionId],
   )
-  const life = await db.query<{ lifetime: Record<string, unknown> }>(
-    'SELECT lifetime FROM combat_stats WHERE character_name = $1',
+  const life = await db.query<{ lifetime: string }>(
+    'SELECT lifetime::text AS lifetime FROM combat_stats WHERE character_name = $1',
     [name],
   )
   const s = session.rows[0]
+  const lifetime = life.rows[0]?.lifetime
   return {
     character_name: name,
-    session: s ? { session_id: s.session_id, ...s.data } : null,
-    lifetime: life.rows[0]?.lifetime ?? null,
+    session: s ? { session_id: s.session_id, ...served(s.data) } : null,
+    lifetime: lifetime === undefined ? null : served(lifetime),
   }
 }
 

@@ -178,10 +178,10 @@ function probeOps(nowMicros: number): WriteOp[] {
         luminance_earned: 0,
         luminance_total: 0,
         deaths: 0,
-        stats_data: { character_name: PROBE, level: 1 },
+        stats_json: JSON.stringify({ character_name: PROBE, level: 1 }),
       },
     },
-    { kind: 'combat', character: PROBE, sessionId: 'probe', stats: { kills: 1 }, at },
+    { kind: 'combat', character: PROBE, sessionId: 'probe', stats: { kills: 1n }, at },
   ]
 }
 

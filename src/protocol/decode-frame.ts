@@ -22,7 +22,8 @@ import {
   type SpawnRow,
   type TelemetryRecord,
 } from './frames.ts'
-import { exceedsDepth, PRESCAN_BYTES, storableText, textExceedsDepth, toStorableJson } from './json-bounds.ts'
+import { exceedsDepth, PRESCAN_BYTES, storableText, textExceedsDepth } from './json-bounds.ts'
+import { NotStorableNumber, PyFloat, type PyValue, parsePyJson, stringifyPyJson } from './py-json.ts'
 import { type Micros, parseInstant } from './time.ts'
 
 /** A parsed frame object, depth-bounded: passed through to browsers and kept in memory, never re-read. */
@@ -59,7 +60,7 @@ export type DecodedFrame =
   | (Named & { kind: 'portal'; row: PortalRow })
   | (Named & { kind: 'spawn'; row: SpawnRow })
   | (Named & { kind: 'rare'; row: RareRow })
-  | (Named & { kind: 'combat_stats'; sessionId: string | null; stats: unknown; at: Micros })
+  | (Named & { kind: 'combat_stats'; sessionId: string | null; stats: PyValue; at: Micros })
   | (Named & { kind: 'quest'; questName: string; countdown: unknown; at: Micros })
   | (Named & { kind: 'equipment_cantrip_state' | 'nearby_objects' })
   | (MaybeNamed & { kind: 'dungeon_map'; landblock: string | null })
@@ -100,14 +101,31 @@ class FieldError {
 
 const INT4_MAX = 2 ** 31 - 1
 
-/** §1 coercion of a validated numeric field: `"340.5"` → 340.5; empty, unparsable or non-finite → null. */
+/**
+ * Number() reads `0x10`, `0o7`, `0b1`; Python's int() and float() refuse them. A finite Number()
+ * with x, o or b second is one of those (checked without a regex: this is telemetry's hot path).
+ */
+function nonDecimal(s: string): boolean {
+  const c = s.charCodeAt(1) | 0x20
+  return c === 0x78 || c === 0x6f || c === 0x62
+}
+/** A Python numeric literal with digits grouped by single underscores (`1_000`, `2_5.0_1`). */
+const UNDERSCORED = /^[+-]?(?=\.?\d)(\d(_?\d)*)?(\.(\d(_?\d)*)?)?([eE][+-]?\d(_?\d)*)?$/
+
+/**
+ * §1 coercion of a validated numeric field as the legacy's `int(s)`, else `float(s)`, reads a
+ * string: `"340.5"` → 340.5, `"1_000"` → 1000; empty, unparsable (`"0x10"`) or non-finite → null.
+ */
 function num(value: unknown): number | null {
   if (typeof value === 'number') return Number.isFinite(value) ? value : null
   if (typeof value === 'string') {
     const trimmed = value.trim()
     if (trimmed === '') return null
     const n = Number(trimmed)
-    return Number.isFinite(n) ? n : null
+    if (Number.isFinite(n)) return nonDecimal(trimmed) ? null : n
+    if (!trimmed.includes('_') || !UNDERSCORED.test(trimmed)) return null
+    const grouped = Number(trimmed.replaceAll('_', ''))
+    return Number.isFinite(grouped) ? grouped : null
   }
   if (typeof value === 'boolean') return value ? 1 : 0
   return null
@@ -121,7 +139,45 @@ function int(frame: RawFrame, field: string, max = INT4_MAX): number | null {
   if (t > max || t < -max - 1) throw new FieldError('out_of_range', field)
   return t === 0 ? 0 : t // no -0 in a column
 }
-const int8 = (frame: RawFrame, field: string) => int(frame, field, Number.MAX_SAFE_INTEGER)
+const INT8_MAX = 2n ** 63n - 1n
+
+/**
+ * A `bigint` column, read from the frame parsed as Python parses it so that an integer past 2^53
+ * keeps its digits (the legacy stores it exactly); a float is truncated as `int(x)` truncates.
+ */
+function int8(py: Readonly<Record<string, PyValue>>, frame: RawFrame, field: string): number | bigint | null {
+  const v = py[field]
+  const n = typeof v === 'bigint' ? v : v instanceof PyFloat ? BigInt(Math.trunc(v.value)) : undefined
+  if (n === undefined) return int(frame, field, Number.MAX_SAFE_INTEGER)
+  if (n > INT8_MAX || n < -INT8_MAX - 1n) throw new FieldError('out_of_range', field)
+  return n <= BigInt(Number.MAX_SAFE_INTEGER) && n >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n
+}
+
+/**
+ * The frame parsed as the legacy's `json.loads` parses it (CONTRACT.md §8 JSONB payloads):
+ * only for the low-rate types whose JSON is stored. Its nesting was bounded already.
+ */
+function pyFrame(text: string): Readonly<Record<string, PyValue>> {
+  try {
+    return parsePyJson(text) as Record<string, PyValue>
+  } catch (err) {
+    // JSON.parse took the text already: what is left is what json.loads refuses too (an int of
+    // over 4 300 digits) or what json.dumps cannot write back (a float past the double range).
+    throw new FieldError(err instanceof NotStorableNumber ? 'out_of_range' : 'not_json', 'stats')
+  }
+}
+
+/** Python's truthiness, for `data.get("stats") or {}`. */
+const pyFalsy = (v: PyValue | undefined): boolean =>
+  v === undefined ||
+  v === null ||
+  v === false ||
+  v === '' ||
+  v === 0n ||
+  (v instanceof PyFloat && v.value === 0) ||
+  (Array.isArray(v) && v.length === 0) ||
+  (typeof v === 'object' && !(v instanceof PyFloat) && Object.keys(v).length === 0)
+
 const float = (frame: RawFrame, field: string) => num(frame[field])
 
 /** A validated text field: NUL removed (PostgreSQL text cannot hold it), numbers printed. */
@@ -178,7 +234,7 @@ export function decodeFrame(text: string, receivedAt: Micros): DecodeResult {
     return { ok: false, reason: field === 'character_name' ? 'no_character' : 'bad_field', field }
   }
   try {
-    return { ok: true, frame: typed(kind, wireType, raw, receivedAt) }
+    return { ok: true, frame: typed(kind, wireType, raw, receivedAt, text) }
   } catch (err) {
     if (!(err instanceof FieldError)) throw err
     return { ok: false, reason: err.reason, field: err.field, character: raw.character_name as string }
@@ -186,7 +242,13 @@ export function decodeFrame(text: string, receivedAt: Micros): DecodeResult {
 }
 
 /** The typed values of a frame its schema accepted. */
-function typed(kind: string, wireType: string, raw: RawFrame, receivedAt: Micros): DecodedFrame {
+function typed(
+  kind: string,
+  wireType: string,
+  raw: RawFrame,
+  receivedAt: Micros,
+  frameText: string,
+): DecodedFrame {
   // Each schema that needs a name required one; the others may carry none.
   const character = raw.character_name as string
   const common = { wireType, raw, character }
@@ -221,7 +283,10 @@ function typed(kind: string, wireType: string, raw: RawFrame, receivedAt: Micros
     case 'vitals':
       return { ...common, kind: 'vitals', vitae: float(raw, 'vitae') }
     case 'character_stats': {
-      const { type: _type, ...statsData } = raw
+      const py = pyFrame(frameText)
+      // The legacy stores the whole frame but `type` (CONTRACT.md §2), through json.dumps.
+      const statsData = Object.create(null) as Record<string, PyValue>
+      for (const key of Object.keys(py)) if (key !== 'type') statsData[key] = py[key] as PyValue
       return {
         ...common,
         kind: 'character_stats',
@@ -229,23 +294,26 @@ function typed(kind: string, wireType: string, raw: RawFrame, receivedAt: Micros
           character_name: character,
           timestamp: instant(raw, receivedAt),
           level: int(raw, 'level'),
-          total_xp: int8(raw, 'total_xp'),
-          unassigned_xp: int8(raw, 'unassigned_xp'),
-          luminance_earned: int8(raw, 'luminance_earned'),
-          luminance_total: int8(raw, 'luminance_total'),
+          total_xp: int8(py, raw, 'total_xp'),
+          unassigned_xp: int8(py, raw, 'unassigned_xp'),
+          luminance_earned: int8(py, raw, 'luminance_earned'),
+          luminance_total: int8(py, raw, 'luminance_total'),
           deaths: int(raw, 'deaths'),
-          stats_data: toStorableJson(statsData) as Record<string, unknown>,
+          stats_json: stringifyPyJson(statsData),
         },
       }
     }
     case 'portal': {
       const at = place(raw, receivedAt)
       if (at.ns === null || at.ew === null) throw new FieldError('bad_field', at.ns === null ? 'ns' : 'ew')
+      // `portals.portal_name` is NOT NULL: the legacy's insert fails, so the portal is not stored.
+      const portalName = text(raw.portal_name)
+      if (portalName === null) throw new FieldError('bad_field', 'portal_name')
       return {
         ...common,
         kind: 'portal',
         row: {
-          portal_name: text(raw.portal_name) ?? '',
+          portal_name: portalName,
           ns: at.ns,
           ew: at.ew,
           z: at.z,
@@ -266,14 +334,18 @@ function typed(kind: string, wireType: string, raw: RawFrame, receivedAt: Micros
         kind: 'rare',
         row: { character_name: character, name: text(raw.name), ...place(raw, receivedAt) },
       }
-    case 'combat_stats':
+    case 'combat_stats': {
+      const stats = pyFrame(frameText).stats
       return {
         ...common,
         kind: 'combat_stats',
         sessionId: text(raw.session_id),
-        stats: toStorableJson(raw.stats),
-        at: instant(raw, receivedAt),
+        // The legacy keeps `data.get("stats") or {}` as the session's snapshot.
+        stats: pyFalsy(stats) ? (Object.create(null) as Record<string, PyValue>) : (stats as PyValue),
+        // `updated_at` is the server's time, as the legacy writes it, not the plugin's clock.
+        at: receivedAt,
       }
+    }
     case 'quest':
       return {
         ...common,

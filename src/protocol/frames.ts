@@ -104,10 +104,12 @@ export interface CharacterStatsRow {
   character_name: string
   timestamp: Micros
   level: number | null
-  total_xp: number | null
-  unassigned_xp: number | null
-  luminance_earned: number | null
-  luminance_total: number | null
+  /** `bigint` columns: a bigint only past 2^53, where a number would lose digits. */
+  total_xp: number | bigint | null
+  unassigned_xp: number | bigint | null
+  luminance_earned: number | bigint | null
+  luminance_total: number | bigint | null
   deaths: number | null
-  stats_data: Record<string, unknown>
+  /** The frame but `type` as the JSON text Python's `json.dumps` writes (numbers keep their int/float class). */
+  stats_json: string
 }
