@@ -10,7 +10,7 @@ import { withDatabase } from '../src/db/pool.ts'
 import { buildTracker, type Tracker } from '../src/tracker/build-tracker.ts'
 import { overlord } from './support/cli.ts'
 import { adminQuery, freshDatabaseName, TEST_SERVER_URL } from './support/db.ts'
-import { NGINX } from './support/nginx.ts'
+import { NGINX, writeSandboxNginxConf } from './support/nginx.ts'
 import { type PluginFleet, startPluginFleet } from './support/plugin-fleet.ts'
 import { findPython } from './support/python.ts'
 import { freePort } from './support/ws-sink.ts'
@@ -88,25 +88,12 @@ describe('cutover flip and rollback under a fleet, through nginx', () => {
       include,
       readFileSync('nginx/live-upstream.conf', 'utf8').replace('127.0.0.1:8765', `127.0.0.1:${pythonPort}`),
     )
-    writeFileSync(
-      nginxConf,
-      `pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-worker_processes 1;
-worker_shutdown_timeout 2s;
-events {}
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  include ${include};
-  server {
-    listen 127.0.0.1:${nginxPort};
-    include ${process.cwd()}/nginx/live-locations.conf;
-  }
-}
-`,
-    )
+    writeSandboxNginxConf({
+      dir,
+      port: nginxPort,
+      http: [include],
+      server: [`${process.cwd()}/nginx/live-locations.conf`],
+    })
     expect(await overlordShell(`${NGINX} ${nginxArgs}`)).toBe(0)
     nginxUrl = `http://127.0.0.1:${nginxPort}`
     await until('nginx', 10_000, async () => (await fetch(`${nginxUrl}/api-version`)).ok)

@@ -207,9 +207,25 @@ async function switchUpstream(
   return from
 }
 
-async function record(reports: string, event: CutoverEvent): Promise<void> {
-  await mkdir(reports, { recursive: true })
-  await appendFile(join(reports, LEDGER_FILE), `${JSON.stringify(event)}\n`)
+/** Appends the `kind: "cutover"` ledger line of what was done (who, when, why, the commands run). */
+async function record(
+  o: SwitchOptions,
+  what: Pick<CutoverEvent, 'action' | 'at' | 'from' | 'to' | 'tracker'>,
+  done: readonly CommandResult[],
+): Promise<CutoverEvent> {
+  const event: CutoverEvent = {
+    kind: 'cutover',
+    ...what,
+    by: o.by,
+    reason: o.reason,
+    forced: o.forced,
+    gate: o.gate,
+    include: o.include,
+    commands: done.map(({ command, code }) => ({ command, code })),
+  }
+  await mkdir(o.reports, { recursive: true })
+  await appendFile(join(o.reports, LEDGER_FILE), `${JSON.stringify(event)}\n`)
+  return event
 }
 
 /** `cutover flip`: the TypeScript tracker becomes the primary. */
@@ -241,22 +257,7 @@ export async function flip(o: FlipOptions): Promise<CutoverEvent> {
     )
   o.out(`the TypeScript tracker at ${o.tracker} is in the primary role on "${facts.database}"`)
   const from = await switchUpstream(o, done, 'typescript', 'flip', hostPort(o.tracker), at)
-  const event: CutoverEvent = {
-    kind: 'cutover',
-    action: 'flip',
-    at,
-    by: o.by,
-    reason: o.reason,
-    forced: o.forced,
-    gate: o.gate,
-    include: o.include,
-    from,
-    to: hostPort(o.tracker),
-    tracker: facts,
-    commands: done.map(({ command, code }) => ({ command, code })),
-  }
-  await record(o.reports, event)
-  return event
+  return record(o, { action: 'flip', at, from, to: hostPort(o.tracker), tracker: facts }, done)
 }
 
 /** `cutover rollback`: the Python tracker is the primary again. */
@@ -288,21 +289,11 @@ export async function rollback(o: RollbackOptions): Promise<CutoverEvent> {
       stopFailed = err
     }
   }
-  const event: CutoverEvent = {
-    kind: 'cutover',
-    action: 'rollback',
-    at,
-    by: o.by,
-    reason: o.reason,
-    forced: o.forced,
-    gate: o.gate,
-    include: o.include,
-    from,
-    to: hostPort(o.primary),
-    tracker: facts,
-    commands: done.map(({ command, code }) => ({ command, code })),
-  }
-  await record(o.reports, event)
+  const event = await record(
+    o,
+    { action: 'rollback', at, from, to: hostPort(o.primary), tracker: facts },
+    done,
+  )
   if (stopFailed !== undefined) throw stopFailed
   return event
 }

@@ -96,3 +96,39 @@ http {
     },
   }
 }
+
+/**
+ * An nginx.conf for a sandbox in `dir` (pid, logs and temp paths inside it; one worker whose old
+ * generation hands its WebSockets over within 2 s of a reload), listening on `port`, including
+ * `http` at http level and `server` inside the one server block. Returns the file's path.
+ */
+export function writeSandboxNginxConf(o: {
+  dir: string
+  port: number
+  http: readonly string[]
+  server: readonly string[]
+  serverExtra?: string
+}): string {
+  const file = join(o.dir, 'nginx.conf')
+  writeFileSync(
+    file,
+    `pid ${o.dir}/nginx.pid;
+error_log ${o.dir}/error.log;
+worker_processes 1;
+worker_shutdown_timeout 2s;
+events {}
+http {
+  access_log off;
+  client_body_temp_path ${o.dir}/body; proxy_temp_path ${o.dir}/proxy;
+  fastcgi_temp_path ${o.dir}/fcgi; uwsgi_temp_path ${o.dir}/uwsgi; scgi_temp_path ${o.dir}/scgi;
+${o.http.map((f) => `  include ${f};`).join('\n')}
+  server {
+    listen 127.0.0.1:${o.port};
+${o.server.map((f) => `    include ${f};`).join('\n')}
+    ${o.serverExtra ?? ''}
+  }
+}
+`,
+  )
+  return file
+}
