@@ -78,6 +78,8 @@ export async function startLegacyTracker(options: LegacyTrackerOptions): Promise
       SHARED_SECRET: options.secret,
       SKIP_SCHEMA_INIT: options.skipSchemaInit === true ? 'true' : 'false',
       BUILD_VERSION: options.buildVersion ?? 'legacy-test',
+      // Importing legacy/overlord_tee.py must not leave a __pycache__ in the repository.
+      PYTHONDONTWRITEBYTECODE: '1',
       ...(options.secretKey === undefined ? {} : { SECRET_KEY: options.secretKey }),
       ...(options.tee === undefined
         ? {}
