@@ -112,6 +112,38 @@ describe('compareDocs', () => {
     expect(differences).toMatchObject([{ class: 'order', path: 'body.players', primary: ['A', 'B'] }])
   })
 
+  it('with orderBy, lets rows tied on the sort fields come in either order, and no others', () => {
+    const history = parseRules({
+      endpoints: {
+        history: {
+          keys: { 'body.data': ['character_name', 'timestamp'] },
+          ordered: ['body.data'],
+          orderBy: { 'body.data': ['timestamp'] },
+        },
+      },
+    }).endpoints.history
+    const at = (character_name: string, timestamp: string) => ({ character_name, timestamp })
+    const doc = (...data: object[]) => ({ status: 200, body: { data } })
+    const cmp = (p: unknown, s: unknown) =>
+      compareDocs(normalize(p, history), normalize(s, history), history, rules)
+    const t1 = '2026-11-22T08:10:02+00:00'
+    const t2 = '2026-11-22T08:10:04+00:00'
+    // Zoë and Älva at the same instant: either order is "ordered by time".
+    expect(
+      cmp(
+        doc(at('Zoë', t1), at('Älva', t1), at('Zoë', t2)),
+        doc(at('Älva', t1), at('Zoë', t1), at('Zoë', t2)),
+      ).differences,
+    ).toEqual([])
+    // A later row before an earlier one is still out of order.
+    expect(
+      cmp(doc(at('Zoë', t1), at('Zoë', t2)), doc(at('Zoë', t2), at('Zoë', t1))).differences,
+    ).toMatchObject([{ class: 'order', path: 'body.data' }])
+    expect(() => parseRules({ endpoints: { h: { orderBy: { 'body.data': ['timestamp'] } } } })).toThrow(
+      /needs body.data in "ordered"/,
+    )
+  })
+
   it('ignores order of keyed arrays not listed as ordered', () => {
     const p1 = {
       status: 200,

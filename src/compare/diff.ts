@@ -150,7 +150,13 @@ export function compareDocs(
     const inPrimary = new Set(order.keys)
     const pKeys = order.keys.filter((k) => inShadow.has(k))
     const sKeys = other.keys.filter((k) => inPrimary.has(k))
-    const firstDiff = pKeys.findIndex((k, i) => sKeys[i] !== k)
+    // With orderBy, only the sort fields' sequence is contract: ties may come either way.
+    const pSort = order.sortOf
+    const sSort = other.sortOf
+    const firstDiff =
+      pSort !== undefined && sSort !== undefined
+        ? pKeys.findIndex((k, i) => pSort.get(k) !== sSort.get(sKeys[i]!))
+        : pKeys.findIndex((k, i) => sKeys[i] !== k)
     if (firstDiff >= 0) {
       differences.push({
         path,

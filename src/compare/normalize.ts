@@ -4,6 +4,8 @@ import type { EndpointRules } from './rules.ts'
 export interface EntityOrder {
   signature: string
   keys: string[]
+  /** With `orderBy`: each key's sort tuple, the part of the order the contract fixes. */
+  sortOf?: Map<string, string>
 }
 
 /** A document prepared for the diff: keyed arrays became objects keyed by identity. */
@@ -53,6 +55,8 @@ export function normalize(value: unknown, rules: EndpointRules | undefined): Nor
       if (identity !== undefined) {
         const out: Record<string, unknown> = {}
         const order: string[] = []
+        const sortBy = rules?.orderBy?.[sig]
+        const sortOf = sortBy === undefined ? undefined : new Map<string, string>()
         for (const element of node) {
           const el = element as Record<string, unknown> | null
           let key = identity.map((f) => keyPart(el?.[f])).join('|')
@@ -62,11 +66,12 @@ export function normalize(value: unknown, rules: EndpointRules | undefined): Nor
             key = `${key}#${n}`
           }
           order.push(key)
+          sortOf?.set(key, sortBy!.map((f) => keyPart(el?.[f])).join('|'))
           const childSig = childSignature(sig, key, true)
           seen(childSig)
           out[key] = walk(element, childSig, childPath(path, key, true))
         }
-        orders.set(path, { signature: sig, keys: order })
+        orders.set(path, { signature: sig, keys: order, ...(sortOf === undefined ? {} : { sortOf }) })
         return out
       }
       return node.map((element, i) => {

@@ -50,6 +50,11 @@ export interface EndpointRules {
   keys?: Record<string, readonly string[]>
   /** Keyed arrays whose order is part of the contract; a different order is an `order` difference. */
   ordered?: readonly string[]
+  /**
+   * For an `ordered` array: the fields the contract sorts it by (`/history`: "ordered by time").
+   * Entities equal on them may come in either order; without it the whole identity is the order.
+   */
+  orderBy?: Record<string, readonly string[]>
   fields?: Record<string, FieldRule>
   /**
    * Frame identity (issue 9 §1): path → the field that names the plugin frame a value was copied from
@@ -221,6 +226,15 @@ export function parseRules(raw: unknown, rawWaivers: unknown = []): CompareRules
         if (!Array.isArray(key) || key.length === 0 || key.some((k) => typeof k !== 'string')) {
           fail(`endpoints.${name}.keys.${path} must be a non-empty array of field names`)
         }
+      }
+    }
+    if (e.orderBy !== undefined) {
+      if (!isObject(e.orderBy)) fail(`endpoints.${name}.orderBy must be an object`)
+      const ordered = Array.isArray(e.ordered) ? (e.ordered as unknown[]) : []
+      for (const [path, by] of Object.entries(e.orderBy as object)) {
+        if (!Array.isArray(by) || by.length === 0 || by.some((k) => typeof k !== 'string'))
+          fail(`endpoints.${name}.orderBy.${path} must be a non-empty array of field names`)
+        if (!ordered.includes(path)) fail(`endpoints.${name}.orderBy.${path} needs ${path} in "ordered"`)
       }
     }
     if (e.fields !== undefined) {
