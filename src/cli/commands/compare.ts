@@ -8,7 +8,7 @@ import { ReadHistory } from '../../compare/history.ts'
 import { loadManifest } from '../../compare/manifest.ts'
 import { type BackendAuth, BackendClient, DEFAULT_LIMITS, type LoadLimits } from '../../compare/poller.ts'
 import { writeReports } from '../../compare/report.ts'
-import { loadRules, readJson } from '../../compare/rules.ts'
+import { loadRules } from '../../compare/rules.ts'
 import { runSweep, type SweepResult } from '../../compare/sweep.ts'
 import { watch } from '../../compare/watch.ts'
 import { openLiveFeeds } from '../../compare/ws-live.ts'
@@ -41,6 +41,8 @@ interface CommonOpts {
   reports: string
   primaryDb?: string
   shadowDb?: string
+  /** false with --no-db */
+  db?: boolean
   teeMetrics?: string
   concurrency: string
   bucketSeconds?: string
@@ -73,6 +75,7 @@ function addCommon(cmd: Command, ctx: CliContext): Command {
     .option('--reports <dir>', 'reports directory', 'reports')
     .addOption(new Option('--primary-db <url>', 'read-only URL of dereth').default(env.PRIMARY_DB_URL))
     .addOption(new Option('--shadow-db <url>', 'read-only URL of dereth_ts').default(env.SHADOW_DB_URL))
+    .option('--no-db', 'no database parity, even with --primary-db/--shadow-db or their environment')
     .addOption(
       new Option('--tee-metrics <url>', "the tee's metrics URL (input accounting)").default(
         env.TEE_METRICS_URL,
@@ -160,7 +163,7 @@ async function prepare(opts: CommonOpts, ctx: CliContext) {
     limits: shadowLimits,
   })
   const database =
-    opts.primaryDb !== undefined && opts.shadowDb !== undefined
+    opts.db !== false && opts.primaryDb !== undefined && opts.shadowDb !== undefined
       ? {
           primaryUrl: opts.primaryDb,
           shadowUrl: opts.shadowDb,
