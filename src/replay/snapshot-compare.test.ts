@@ -99,4 +99,19 @@ describe('replay judged by the comparison engine', () => {
     expect(result.preExisting).toMatchObject([{ path: 'body.players[Old]', class: 'missing_entity' }])
     expect(result.differences).toMatchObject([{ path: 'body.players[New].kills', class: 'value' }])
   })
+
+  it('counts a document the capture never changed as pre-existing, and one it changed as divergence', () => {
+    const judge = new SnapshotJudge(rules, manifest)
+    const spec = manifest.endpoints[0]
+    const before = live([{ character_name: 'Old', timestamp: '2026-11-22T08:00:00+00:00', kills: 7 }])
+    judge.baseline({ '/live': before }, T - 1000)
+    const notFound = { status: 404, body: { detail: 'Character not found' } }
+    // Recorded as it was before the capture: the replay, which never saw its frames, cannot have it.
+    const same = judge.judge('/live', spec, before, notFound, T)
+    expect(same.differences).toEqual([])
+    expect(same.preExisting.length).toBeGreaterThan(0)
+    // Changed during the capture: the replay had the frames, so a difference is a divergence.
+    const changed = live([{ character_name: 'Old', timestamp: '2026-11-22T08:00:02+00:00', kills: 8 }])
+    expect(judge.judge('/live', spec, changed, notFound, T + 20_000).differences.length).toBeGreaterThan(0)
+  })
 })

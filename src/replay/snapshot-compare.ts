@@ -8,6 +8,7 @@ import {
   loadManifest,
   type Manifest,
 } from '../compare/manifest.ts'
+import { sameJson } from '../compare/equality.ts'
 import { normalize } from '../compare/normalize.ts'
 import { type CompareRules, loadRules } from '../compare/rules.ts'
 import type { NormalizedDoc } from '../compare/normalize.ts'
@@ -54,6 +55,8 @@ export class SnapshotJudge {
   readonly #history: ReadHistory
   readonly #nowMs: number
   readonly #baseline = new Map<string, NormalizedDoc>()
+  /** The baseline's responses as recorded, to tell a document the capture never changed. */
+  readonly #baselineRaw = new Map<string, RecordedResponse>()
 
   constructor(rules: CompareRules, manifest: Manifest, nowMs = Date.now()) {
     this.#rules = rules
@@ -94,6 +97,7 @@ export class SnapshotJudge {
       const spec = specs.get(path)
       const endpointRules = spec === undefined ? undefined : this.#rules.endpoints[spec.name]
       this.#baseline.set(path, normalize({ status: recorded.status, body: recorded.body }, endpointRules))
+      this.#baselineRaw.set(path, recorded)
     }
   }
 
@@ -158,7 +162,13 @@ export class SnapshotJudge {
         class: d.class,
         ...(d.detail === undefined ? {} : { detail: d.detail }),
       }))
-    const preExisting = found.filter((d) => this.#preExisting(path, d))
+    // A document the primary held before the capture and still served unchanged (a character's
+    // stats, sent once per login before the capture began): nothing in the capture made it, so
+    // nothing in the replay can; every difference on it is pre-existing.
+    const before = this.#baselineRaw.get(path)
+    const unchanged =
+      before !== undefined && before.status === expected.status && sameJson(before.body, expected.body)
+    const preExisting = found.filter((d) => unchanged || this.#preExisting(path, d))
     return {
       endpoint: spec?.name,
       differences: found.filter((d) => !preExisting.includes(d)),
