@@ -3,6 +3,7 @@ import { registerCompareCommands } from './commands/compare.ts'
 import { registerCutover } from './commands/cutover.ts'
 import { registerReplay } from './commands/replay.ts'
 import { registerServe } from './commands/serve.ts'
+import { registerShadowRead } from './commands/shadow-read.ts'
 import { registerSimulate } from './commands/simulate.ts'
 import { registerTee } from './commands/tee.ts'
 import { registerUsers } from './commands/users.ts'
@@ -18,6 +19,7 @@ const program = buildProgram({ env: process.env, logger, out: (line) => process.
   registerTee,
   registerReplay,
   registerSimulate,
+  registerShadowRead,
   registerUsers,
 ])
 

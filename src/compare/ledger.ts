@@ -106,32 +106,174 @@ export async function recordSweep(dir: string, sweep: SweepResult): Promise<stri
   return file
 }
 
-/** Reads the ledger; a torn last line (a crash mid-append) is skipped and counted. */
-export async function readLedger(dir: string): Promise<{ entries: LedgerEntry[]; skipped: number }> {
+/**
+ * Reads the ledger; a torn last line (a crash mid-append) is skipped and counted. `entries` are the
+ * sweeps' lines only (what the gate, the trends and the reports judge); a line with a `kind` never
+ * counts as a sweep: `shadow-read` windows come apart in `shadowReads`, others (`cutover` events) are
+ * left to their own readers.
+ */
+export async function readLedger(
+  dir: string,
+): Promise<{ entries: LedgerEntry[]; skipped: number; shadowReads: ShadowReadLedgerEntry[] }> {
   let text: string
   try {
     text = await readFile(join(dir, LEDGER_FILE), 'utf8')
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return { entries: [], skipped: 0 }
+    if ((err as { code?: string }).code === 'ENOENT') return { entries: [], skipped: 0, shadowReads: [] }
     throw err
   }
   const entries: LedgerEntry[] = []
+  const shadowReads: ShadowReadLedgerEntry[] = []
   let skipped = 0
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue
+    let parsed: unknown
     try {
-      entries.push(JSON.parse(line) as LedgerEntry)
+      parsed = JSON.parse(line)
     } catch {
       skipped += 1
+      continue
     }
+    const kind = (parsed as { kind?: unknown } | null)?.kind
+    if (kind === undefined) entries.push(parsed as LedgerEntry)
+    else if (kind === SHADOW_READ_KIND) shadowReads.push(parsed as ShadowReadLedgerEntry)
   }
-  return { entries, skipped }
+  return { entries, skipped, shadowReads }
 }
 
 /** Reads one sweep's full result (for side-by-side examples). */
 export async function readSweep(dir: string, id: string): Promise<SweepResult | undefined> {
   try {
     return JSON.parse(await readFile(join(dir, `sweep-${id}.json`), 'utf8')) as SweepResult
+  } catch {
+    return undefined
+  }
+}
+
+/** The `kind` of a shadow-read window's ledger line (a sweep's line has no `kind`). */
+export const SHADOW_READ_KIND = 'shadow-read'
+
+/**
+ * Why a read got no comparable answer from the shadow; `unavailable`: not sent, the shadow having
+ * failed every recent mirror (shadow-read's circuit breaker).
+ */
+export type ShadowErrorKind =
+  | 'timeout'
+  | 'refused'
+  | 'reset'
+  | 'error'
+  | 'status-5xx'
+  | 'too-large'
+  | 'unavailable'
+
+/** One route's figures over one shadow-read window (issue 10 §1). */
+export interface ShadowReadRoute {
+  /** The catalog endpoint's name, or the path pattern of a route the catalog does not have (`/inv/*`). */
+  route: string
+  /** Whether the route is a catalog endpoint, whose GETs are mirrored and compared. */
+  endpoint: boolean
+  requests: number
+  /** Proxied to the primary only, by reason: `method`, `upgrade`, `no-endpoint`. */
+  notCompared: Record<string, number>
+  /** GETs left out by the sampling rate. */
+  sampledOut: number
+  /** Mirrors dropped: the shadow queue was full, or the comparison backlog was. */
+  dropped: { queue: number; judge: number }
+  /** GETs sent (or queued) to the shadow. */
+  mirrored: number
+  shadowErrors: Partial<Record<ShadowErrorKind, number>>
+  /** Mirrored, but the user's own answer could not be compared: cut short, too large, or a 304. */
+  primaryUncomparable: number
+  /** Pairs of answers judged by the engine. */
+  compared: number
+  /** Judged with no mismatch. */
+  clean: number
+  /** Of the clean, those with differences the engine explained as lag. */
+  lagExplained: number
+  /** Judged with at least one mismatch. */
+  mismatched: number
+  waived: Record<string, number>
+  /** Mismatches by path signature and class, most frequent first. */
+  clusters: LedgerCluster[]
+  clustersDropped?: number
+}
+
+/** A mismatch a user's read showed, side by side. */
+export interface ShadowReadExample {
+  url: string
+  /** When the user's request arrived. */
+  at: string
+  path: string
+  signature: string
+  class: DiffClass
+  severity: string
+  /** The values, or the first 500 characters of their JSON followed by `…` when longer. */
+  primary?: unknown
+  shadow?: unknown
+}
+
+/** One shadow-read window, as written to `shadow-read-<id>.json`. */
+export interface ShadowReadWindow {
+  kind: typeof SHADOW_READ_KIND
+  id: string
+  startedAt: string
+  finishedAt: string
+  durationMs: number
+  primary: string
+  shadow: string
+  sample: number
+  limits: { queue: number; concurrency: number; shadowTimeoutMs: number; maxBodyBytes: number }
+  requests: number
+  compared: number
+  clean: number
+  mismatched: number
+  /** How far the shadow's frames trailed the primary's in the reads compared (never a mismatch). */
+  lag: {
+    paired: number
+    behind: number
+    ahead: number
+    p50Ms: number | null
+    p95Ms: number | null
+    maxMs: number | null
+  }
+  /** Primary answers not kept for lag pairing because the comparison backlog was full. */
+  historySkipped: number
+  routes: (ShadowReadRoute & { examples: ShadowReadExample[] })[]
+}
+
+/** A shadow-read window's ledger line: the window without its examples, clusters capped. */
+export interface ShadowReadLedgerEntry extends Omit<ShadowReadWindow, 'routes' | 'finishedAt' | 'limits'> {
+  routes: ShadowReadRoute[]
+}
+
+/** The ledger line of a shadow-read window. */
+export function toShadowReadLedgerEntry(window: ShadowReadWindow): ShadowReadLedgerEntry {
+  const { routes, finishedAt: _f, limits: _l, ...rest } = window
+  return {
+    ...rest,
+    routes: routes.map(({ examples: _e, clusters, ...route }) => ({
+      ...route,
+      clusters: clusters.slice(0, LEDGER_CLUSTERS),
+      clustersDropped: Math.max(0, clusters.length - LEDGER_CLUSTERS),
+    })),
+  }
+}
+
+/** Writes `shadow-read-<id>.json` and appends its line to the ledger (sweep readers skip it). */
+export async function recordShadowRead(dir: string, window: ShadowReadWindow): Promise<string> {
+  await mkdir(dir, { recursive: true })
+  const file = join(dir, `shadow-read-${window.id}.json`)
+  await writeFile(file, `${JSON.stringify(window, null, 2)}\n`)
+  await appendFile(join(dir, LEDGER_FILE), `${JSON.stringify(toShadowReadLedgerEntry(window))}\n`, {
+    flag: 'a',
+  })
+  return file
+}
+
+/** Reads one shadow-read window's file (for its examples). */
+export async function readShadowReadWindow(dir: string, id: string): Promise<ShadowReadWindow | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, `shadow-read-${id}.json`), 'utf8')) as ShadowReadWindow
   } catch {
     return undefined
   }

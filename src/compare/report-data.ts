@@ -1,7 +1,7 @@
 import type { DatabaseParity, ParityCheck } from './db-parity.ts'
 import { type FieldNoise, fieldNoise } from './field-noise.ts'
 import type { GateStatus } from './gate.ts'
-import type { LedgerEntry } from './ledger.ts'
+import type { LedgerEntry, ShadowReadExample, ShadowReadLedgerEntry, ShadowReadWindow } from './ledger.ts'
 import type { SweepResult } from './sweep.ts'
 
 /** A diff cluster over the ledger: one path signature and class on one endpoint. */
@@ -35,6 +35,133 @@ export interface ReportData {
   fieldNoise: FieldNoise[]
   latest: SweepResult | undefined
   gate: GateStatus | undefined
+  /** Users' reads compared by `shadow-read`, over its windows in the ledger; absent without any. */
+  userReads?: UserReads
+}
+
+/** One route of users' reads over every shadow-read window of the ledger. */
+export interface UserReadRoute {
+  route: string
+  endpoint: boolean
+  requests: number
+  mirrored: number
+  compared: number
+  clean: number
+  /** Clean share of the compared reads; null when none was compared. */
+  cleanRate: number | null
+  mismatched: number
+  lagExplained: number
+  sampledOut: number
+  /** Queue full, or comparison backlog full. */
+  dropped: number
+  shadowErrors: number
+  notCompared: number
+}
+
+/** The "User reads (shadow-read)" section (issue 10 §1). */
+export interface UserReads {
+  windows: number
+  from: string
+  to: string
+  requests: number
+  compared: number
+  clean: number
+  mismatched: number
+  routes: UserReadRoute[]
+  shadowErrorsByKind: Record<string, number>
+  clusters: {
+    route: string
+    signature: string
+    class: string
+    count: number
+    windows: number
+    lastSeen: string
+  }[]
+  /** Side by side, from one window (`examplesFrom`). */
+  examples: (ShadowReadExample & { route: string })[]
+  examplesFrom: string | undefined
+}
+
+/** Sums shadow-read windows per route, busiest first; clusters over the windows, worst first. */
+export function summarizeUserReads(
+  entries: readonly ShadowReadLedgerEntry[],
+  window: ShadowReadWindow | undefined,
+): UserReads | undefined {
+  if (entries.length === 0) return undefined
+  const routes = new Map<string, UserReadRoute>()
+  const clusters = new Map<string, UserReads['clusters'][number]>()
+  const byKind: Record<string, number> = {}
+  const sum = (o: Record<string, number | undefined>) =>
+    Object.values(o).reduce<number>((a, b) => a + (b ?? 0), 0)
+  for (const e of entries) {
+    for (const r of e.routes) {
+      let agg = routes.get(r.route)
+      if (agg === undefined) {
+        agg = {
+          route: r.route,
+          endpoint: r.endpoint,
+          requests: 0,
+          mirrored: 0,
+          compared: 0,
+          clean: 0,
+          cleanRate: null,
+          mismatched: 0,
+          lagExplained: 0,
+          sampledOut: 0,
+          dropped: 0,
+          shadowErrors: 0,
+          notCompared: 0,
+        }
+        routes.set(r.route, agg)
+      }
+      agg.requests += r.requests
+      agg.mirrored += r.mirrored
+      agg.compared += r.compared
+      agg.clean += r.clean
+      agg.mismatched += r.mismatched
+      agg.lagExplained += r.lagExplained
+      agg.sampledOut += r.sampledOut
+      agg.dropped += r.dropped.queue + r.dropped.judge
+      agg.shadowErrors += sum(r.shadowErrors)
+      agg.notCompared += sum(r.notCompared)
+      for (const [kind, n] of Object.entries(r.shadowErrors)) byKind[kind] = (byKind[kind] ?? 0) + (n ?? 0)
+      for (const c of r.clusters) {
+        const key = `${r.route}|${c.class}|${c.signature}`
+        const cl = clusters.get(key)
+        if (cl === undefined) {
+          clusters.set(key, {
+            route: r.route,
+            signature: c.signature,
+            class: c.class,
+            count: c.count,
+            windows: 1,
+            lastSeen: e.startedAt,
+          })
+        } else {
+          cl.count += c.count
+          cl.windows += 1
+          cl.lastSeen = e.startedAt
+        }
+      }
+    }
+  }
+  for (const r of routes.values()) r.cleanRate = r.compared === 0 ? null : r.clean / r.compared
+  const list = [...routes.values()].sort((a, b) => b.requests - a.requests || a.route.localeCompare(b.route))
+  const total = (k: 'requests' | 'compared' | 'clean' | 'mismatched') => entries.reduce((n, e) => n + e[k], 0)
+  return {
+    windows: entries.length,
+    from: entries[0]!.startedAt,
+    to: entries.at(-1)!.startedAt,
+    requests: total('requests'),
+    compared: total('compared'),
+    clean: total('clean'),
+    mismatched: total('mismatched'),
+    routes: list,
+    shadowErrorsByKind: byKind,
+    clusters: [...clusters.values()].sort((a, b) => b.count - a.count),
+    examples: (window?.routes ?? []).flatMap((r) => r.examples.map((x) => ({ route: r.route, ...x }))),
+    examplesFrom: window?.id,
+  }
 }
 
 const BUCKETS = 48
@@ -46,6 +173,9 @@ export function buildReportData(
   gate: GateStatus | undefined,
   nowMs: number,
   skippedLines = 0,
+  shadowReads: { entries: readonly ShadowReadLedgerEntry[]; examples?: ShadowReadWindow | undefined } = {
+    entries: [],
+  },
 ): ReportData {
   const times = entries.map((e) => Date.parse(e.startedAt))
   const t0 = times.length ? Math.min(...times) : nowMs
@@ -134,6 +264,7 @@ export function buildReportData(
     fieldNoise: fieldNoise(entries),
     latest,
     gate,
+    userReads: summarizeUserReads(shadowReads.entries, shadowReads.examples),
   }
 }
 

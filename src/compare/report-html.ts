@@ -1,5 +1,5 @@
 import type { DatabaseParity, ParityCheck } from './db-parity.ts'
-import { count, percent } from './figures.ts'
+import { count, percent, plural } from './figures.ts'
 import type { ReportData } from './report-data.ts'
 import { checkRow, databaseChecks } from './report-data.ts'
 
@@ -107,6 +107,51 @@ function fieldNoiseTable(data: ReportData): string {
 ${rows.join('\n')}</table>${more}`
 }
 
+/** Users' reads compared by `shadow-read`: volume, clean rate, drops and examples per route. */
+function userReadsSection(data: ReportData): string {
+  const u = data.userReads
+  if (u === undefined) return ''
+  const rate = u.compared === 0 ? '—' : percent(u.clean / u.compared, 'down')
+  const parts = [
+    `<section id="user-reads"><h2>User reads (shadow-read)</h2><p>${plural(u.windows, 'window')} (${esc(u.from)} → ${esc(u.to)}): ${count(u.requests)} requests through the proxy, ${count(u.compared)} compared with the shadow, clean ${rate}, ${count(u.mismatched)} mismatched.</p>`,
+    '<table id="user-read-routes"><tr><th>route</th><th>requests</th><th>compared</th><th>clean</th><th>clean rate</th><th>mismatched</th><th>lag-explained</th><th>sampled out</th><th>dropped</th><th>shadow errors</th><th>not compared</th></tr>',
+  ]
+  for (const r of u.routes.slice(0, 80)) {
+    const rateClass = r.cleanRate === null ? '' : r.cleanRate === 1 ? 'ok' : 'bad'
+    parts.push(
+      `<tr><td>${esc(r.route)}</td><td>${count(r.requests)}</td><td>${count(r.compared)}</td><td>${count(r.clean)}</td><td class="${rateClass}">${r.cleanRate === null ? '—' : percent(r.cleanRate, 'down')}</td><td>${count(r.mismatched)}</td><td>${count(r.lagExplained)}</td><td>${count(r.sampledOut)}</td><td>${count(r.dropped)}</td><td>${count(r.shadowErrors)}</td><td>${count(r.notCompared)}</td></tr>`,
+    )
+  }
+  parts.push('</table>')
+  const kinds = Object.entries(u.shadowErrorsByKind).filter(([, n]) => n > 0)
+  if (kinds.length > 0)
+    parts.push(`<p>Shadow errors: ${esc(kinds.map(([k, n]) => `${k} ${count(n)}`).join(', '))}.</p>`)
+  if (u.clusters.length > 0) {
+    parts.push(
+      '<h3>Mismatch clusters in user reads</h3><table id="user-read-clusters"><tr><th>route</th><th>class</th><th>path</th><th>count</th><th>windows</th><th>last seen</th></tr>',
+    )
+    for (const c of u.clusters.slice(0, 100)) {
+      parts.push(
+        `<tr><td>${esc(c.route)}</td><td>${esc(c.class)}</td><td><code>${esc(c.signature)}</code></td><td>${count(c.count)}</td><td>${count(c.windows)}</td><td>${esc(c.lastSeen)}</td></tr>`,
+      )
+    }
+    parts.push('</table>')
+  }
+  if (u.examples.length > 0) {
+    parts.push(
+      `<h3>User read examples (window <code>${esc(u.examplesFrom ?? '')}</code>)</h3><table id="user-read-examples"><tr><th>route</th><th>url</th><th>path</th><th>class</th><th>primary</th><th>shadow</th></tr>`,
+    )
+    for (const x of u.examples.slice(0, 100)) {
+      parts.push(
+        `<tr><td>${esc(x.route)}</td><td><code>${esc(x.url)}</code></td><td><code>${esc(x.path)}</code></td><td>${esc(x.class)}</td><td><code>${shortJson(x.primary)}</code></td><td><code>${shortJson(x.shadow)}</code></td></tr>`,
+      )
+    }
+    parts.push('</table>')
+  }
+  parts.push('</section>')
+  return parts.join('\n')
+}
+
 /**
  * The human report as one self-contained HTML page: inline CSS and SVG, no script, and a CSP that
  * forbids every network load, so it opens from disk and shows the same thing anywhere.
@@ -168,6 +213,7 @@ code{font-size:12px}.ok{color:#2a7}.bad{color:#c33}.charts{display:flex;flex-wra
     parts.push('</ol>')
   }
   parts.push(fieldNoiseTable(data))
+  parts.push(userReadsSection(data))
   if (latest !== undefined) {
     parts.push(`<h2>Latest sweep <code>${esc(latest.id)}</code></h2><p>${latest.characters} characters, ${latest.requests} requests in ${latest.durationMs} ms.
 Lag p50 ${esc(latest.lag.p50Ms ?? '—')} ms, p95 ${esc(latest.lag.p95Ms ?? '—')} ms, max ${esc(latest.lag.maxMs ?? '—')} ms (${esc(latest.lag.behind)} entities behind, ${esc(latest.lag.ahead)} ahead, ${esc(latest.lag.paired)} compared at the same frame); read gap p50 ${esc(latest.lag.readGapMs.p50 ?? '—')} ms.</p>`)

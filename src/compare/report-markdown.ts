@@ -1,5 +1,5 @@
 import type { DatabaseParity, ParityCheck } from './db-parity.ts'
-import { count, percent } from './figures.ts'
+import { count, percent, plural } from './figures.ts'
 import type { ReportData } from './report-data.ts'
 import { checkRow, databaseChecks } from './report-data.ts'
 
@@ -62,6 +62,55 @@ function fieldNoiseTable(data: ReportData): string[] {
   return lines
 }
 
+/** Users' reads compared by `shadow-read`: volume, clean rate, drops and examples per route. */
+function userReadsSection(data: ReportData): string[] {
+  const u = data.userReads
+  if (u === undefined) return []
+  const lines = ['', '## User reads (shadow-read)', '']
+  const rate = u.compared === 0 ? '—' : percent(u.clean / u.compared, 'down')
+  lines.push(
+    `${plural(u.windows, 'window')} (${u.from} → ${u.to}): ${count(u.requests)} requests through the proxy, ` +
+      `${count(u.compared)} compared with the shadow, clean ${rate}, ${count(u.mismatched)} mismatched.`,
+    '',
+    '| route | requests | compared | clean | clean rate | mismatched | lag-explained | sampled out | dropped | shadow errors | not compared |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  )
+  for (const r of u.routes.slice(0, 80)) {
+    const cleanRate = r.cleanRate === null ? '—' : percent(r.cleanRate, 'down')
+    lines.push(
+      `| ${text(r.route)} | ${count(r.requests)} | ${count(r.compared)} | ${count(r.clean)} | ${cleanRate} | ${count(r.mismatched)} | ${count(r.lagExplained)} | ${count(r.sampledOut)} | ${count(r.dropped)} | ${count(r.shadowErrors)} | ${count(r.notCompared)} |`,
+    )
+  }
+  const kinds = Object.entries(u.shadowErrorsByKind).filter(([, n]) => n > 0)
+  if (kinds.length > 0) {
+    lines.push('', `Shadow errors: ${kinds.map(([k, n]) => `${k} ${count(n)}`).join(', ')}.`)
+  }
+  if (u.clusters.length > 0) {
+    lines.push(
+      '',
+      '### Mismatch clusters in user reads',
+      '',
+      '| route | class | path | count | windows | last seen |',
+    )
+    lines.push('|---|---|---|---|---|---|')
+    for (const c of u.clusters.slice(0, 50)) {
+      lines.push(
+        `| ${text(c.route)} | ${c.class} | \`${text(c.signature)}\` | ${count(c.count)} | ${count(c.windows)} | ${c.lastSeen} |`,
+      )
+    }
+  }
+  if (u.examples.length > 0) {
+    lines.push('', `### User read examples (window ${u.examplesFrom})`, '')
+    lines.push('| route | url | path | class | primary | shadow |', '|---|---|---|---|---|---|')
+    for (const x of u.examples.slice(0, 40)) {
+      lines.push(
+        `| ${text(x.route)} | \`${text(x.url)}\` | \`${text(x.path)}\` | ${x.class} | ${cell(x.primary)} | ${cell(x.shadow)} |`,
+      )
+    }
+  }
+  return lines
+}
+
 /** The human report as Markdown (for a PR comment or a terminal pager). */
 export function renderMarkdown(data: ReportData): string {
   const lines: string[] = ['# Parity report', '']
@@ -105,6 +154,7 @@ export function renderMarkdown(data: ReportData): string {
   for (const f of data.worstFields)
     lines.push(`- \`${f.signature}\`: ${f.mismatches} mismatches (${f.endpoints.join(', ')})`)
   lines.push(...fieldNoiseTable(data))
+  lines.push(...userReadsSection(data))
   const latest = data.latest
   if (latest !== undefined) {
     lines.push('', `## Latest sweep ${latest.id}: ${latest.verdict}`, '')

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { GateStatus } from './gate.ts'
-import { readLedger, readSweep } from './ledger.ts'
+import { readLedger, readShadowReadWindow, readSweep } from './ledger.ts'
 import { buildReportData } from './report-data.ts'
 import { renderHtml } from './report-html.ts'
 import { renderMarkdown } from './report-markdown.ts'
@@ -11,10 +11,16 @@ export async function writeReports(
   dir: string,
   options: { gate?: GateStatus; nowMs?: number } = {},
 ): Promise<{ markdown: string; html: string; sweeps: number }> {
-  const { entries, skipped } = await readLedger(dir)
+  const { entries, skipped, shadowReads } = await readLedger(dir)
   const last = entries.at(-1)
   const latest = last === undefined ? undefined : await readSweep(dir, last.id)
-  const data = buildReportData(entries, latest, options.gate, options.nowMs ?? Date.now(), skipped)
+  // Users' reads (shadow-read): examples from the latest window that had a mismatch, else the latest.
+  const shown = shadowReads.findLast((e) => e.mismatched > 0) ?? shadowReads.at(-1)
+  const examples = shown === undefined ? undefined : await readShadowReadWindow(dir, shown.id)
+  const data = buildReportData(entries, latest, options.gate, options.nowMs ?? Date.now(), skipped, {
+    entries: shadowReads,
+    examples,
+  })
   const markdown = join(dir, 'report.md')
   const html = join(dir, 'report.html')
   await writeFile(markdown, renderMarkdown(data))
