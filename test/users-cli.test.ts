@@ -76,7 +76,7 @@ describe('overlord-ts users', () => {
       },
       {
         run: cli(['list'], { DATABASE_URL: db.url.replace(/\/[^/]+$/, '/dereth') }),
-        line: `overlord-ts: refusing to write into the primary's database "dereth": use dereth_ts, or READ_ONLY=true`,
+        line: `overlord-ts: refusing to write into the primary's database "dereth": use dereth_ts, or READ_ONLY=true (only TRACKER_ROLE=primary writes it)`,
       },
     ]
     for (const { run: pending, line } of cases) {
