@@ -9,7 +9,7 @@
  * (telemetry every 2 s, character and combat stats, quests; the shadow gets each frame 50 ms later,
  * the tee's hop), and four `shadow-read` proxies in front of the primary: mirroring to the shadow
  * (up), to a closed port (down), to a server that accepts and never answers (stalled), and one with
- * `--sample 0` (the proxy alone). From this process, with a session cookie and X-Forwarded-For as
+ * `--sample 0` (the proxy alone), plus one mirroring a fifth of the reads (`--sample 0.2`). From this process, with a session cookie and X-Forwarded-For as
  * nginx sends them, a dashboard-like mix of reads (`/live`, `/stats/X`, `/trails`, …):
  *   1. latency, at each of `--rates` requests/s (open loop), `--seconds` per scenario — direct to the
  *      primary, then through each proxy — in `--rounds` rounds, the order rotating each round, with a
@@ -207,6 +207,11 @@ const proxies = {
   'proxy, shadow down (port closed)': await startProxy(primary.port, closedUrl),
   'proxy, shadow stalled': await startProxy(primary.port, stallUrl),
   'proxy, --sample 0': await startProxy(primary.port, `http://127.0.0.1:${shadow.port}`, ['--sample', '0']),
+  // A sampled mirror: a fifth of users' reads compared, a fifth of the shadow's CPU.
+  'proxy, shadow up, --sample 0.2': await startProxy(primary.port, `http://127.0.0.1:${shadow.port}`, [
+    '--sample',
+    '0.2',
+  ]),
 }
 
 // --- the load -----------------------------------------------------------------------------------

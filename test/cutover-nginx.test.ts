@@ -319,6 +319,12 @@ describe('cutover flip and rollback under a fleet, through nginx', () => {
       PATH: process.env.PATH ?? '',
     })
     expect(status.stdout).toMatch(/^cutover: NO-GO — 0 of the 1 000 sweeps required/)
+    // And says where the live paths go since the last switch.
+    expect(status.stdout).toMatch(
+      new RegExp(
+        `\\nlive paths: the Python tracker at 127\\.0\\.0\\.1:${pythonPort} since \\S+ \\(rollback by ci-operator: drill\\)\\n`,
+      ),
+    )
   }, 120_000)
 })
 

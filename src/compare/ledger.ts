@@ -112,18 +112,23 @@ export async function recordSweep(dir: string, sweep: SweepResult): Promise<stri
  * counts as a sweep: `shadow-read` windows come apart in `shadowReads`, others (`cutover` events) are
  * left to their own readers.
  */
-export async function readLedger(
-  dir: string,
-): Promise<{ entries: LedgerEntry[]; skipped: number; shadowReads: ShadowReadLedgerEntry[] }> {
+export async function readLedger(dir: string): Promise<{
+  entries: LedgerEntry[]
+  skipped: number
+  shadowReads: ShadowReadLedgerEntry[]
+  cutovers: CutoverLedgerEntry[]
+}> {
   let text: string
   try {
     text = await readFile(join(dir, LEDGER_FILE), 'utf8')
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return { entries: [], skipped: 0, shadowReads: [] }
+    if ((err as { code?: string }).code === 'ENOENT')
+      return { entries: [], skipped: 0, shadowReads: [], cutovers: [] }
     throw err
   }
   const entries: LedgerEntry[] = []
   const shadowReads: ShadowReadLedgerEntry[] = []
+  const cutovers: CutoverLedgerEntry[] = []
   let skipped = 0
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue
@@ -137,8 +142,31 @@ export async function readLedger(
     const kind = (parsed as { kind?: unknown } | null)?.kind
     if (kind === undefined) entries.push(parsed as LedgerEntry)
     else if (kind === SHADOW_READ_KIND) shadowReads.push(parsed as ShadowReadLedgerEntry)
+    else if (kind === CUTOVER_KIND) cutovers.push(parsed as CutoverLedgerEntry)
   }
-  return { entries, skipped, shadowReads }
+  return { entries, skipped, shadowReads, cutovers }
+}
+
+/** The `kind` of a `cutover flip`/`rollback` ledger line. */
+export const CUTOVER_KIND = 'cutover'
+
+/** A flip or rollback as recorded (src/cutover/switch.ts writes it, with the commands it ran). */
+export interface CutoverLedgerEntry {
+  kind: typeof CUTOVER_KIND
+  action: 'flip' | 'rollback'
+  at: string
+  by: string
+  reason: string
+  forced: boolean
+  /** The upstream `host:port` the live paths went to before, and after. */
+  from: string | null
+  to: string
+}
+
+/** One line saying where the live paths go since the last flip or rollback. */
+export function describeCutover(e: CutoverLedgerEntry): string {
+  const side = e.action === 'flip' ? 'the TypeScript tracker' : 'the Python tracker'
+  return `live paths: ${side} at ${e.to} since ${e.at} (${e.action} by ${e.by}${e.forced ? ', forced' : ''}: ${e.reason})`
 }
 
 /** Reads one sweep's full result (for side-by-side examples). */

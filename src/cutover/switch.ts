@@ -3,7 +3,7 @@ import { appendFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
-import { LEDGER_FILE } from '../compare/ledger.ts'
+import { type CutoverLedgerEntry, LEDGER_FILE } from '../compare/ledger.ts'
 import { ERR, OverlordError } from '../protocol/errors.ts'
 import { type LiveSide, readIfExists, renderUpstream, upstreamServer, writeAtomically } from './upstream.ts'
 
@@ -142,17 +142,9 @@ export interface RollbackOptions extends SwitchOptions {
 }
 
 /** One `kind: "cutover"` ledger line: who, when, why, and what was done. */
-export interface CutoverEvent {
-  kind: 'cutover'
-  action: 'flip' | 'rollback'
-  at: string
-  by: string
-  reason: string
-  forced: boolean
+export interface CutoverEvent extends CutoverLedgerEntry {
   gate: { go: boolean; reasons: string[] }
   include: string
-  from: string | null
-  to: string
   tracker: TrackerFacts | null
   commands: { command: string; code: number | null }[]
 }

@@ -7,7 +7,7 @@ import {
   gateLines,
   parseCriteria,
 } from '../../compare/gate.ts'
-import { readLedger } from '../../compare/ledger.ts'
+import { describeCutover, readLedger } from '../../compare/ledger.ts'
 import { loadRules, readJson } from '../../compare/rules.ts'
 import { type CutoverEvent, flip, rollback, type SwitchOptions } from '../../cutover/switch.ts'
 import { clearDeclaration } from '../../compare/gate.ts'
@@ -123,6 +123,8 @@ export function registerCutover(program: Command, ctx: CliContext): void {
     .action(async (opts: GateOpts & { json?: boolean }) => {
       const { status } = await gateStatus(opts)
       printGate(ctx, status, opts.json)
+      const last = (await readLedger(opts.reports)).cutovers.at(-1)
+      if (last !== undefined && !opts.json) ctx.out(describeCutover(last))
       if (!status.go) throw verdict('cutover: NO-GO', EXIT.MISMATCH)
     })
 
