@@ -30,18 +30,21 @@ describe('cutover flip and rollback refusals', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  const run = (args: string[]) => {
+  /** `cutover <action>` with a reason and no-op nginx commands; later options override these. */
+  const run = (action: string, ...args: string[]) => {
     writeFileSync(include, ORIGINAL)
+    const defaults = ['--reason', 'x', '--nginx-test', 'true', '--nginx-reload', 'true']
     return overlord([
       'cutover',
-      ...args.slice(0, 1),
+      action,
       '--nginx-include',
       include,
       '--reports',
       reports,
       '--by',
       'ops',
-      ...args.slice(1),
+      ...defaults,
+      ...args,
     ])
   }
   const untouched = () => expect(readFileSync(include, 'utf8')).toBe(ORIGINAL)
@@ -54,17 +57,7 @@ describe('cutover flip and rollback refusals', () => {
   }
 
   it('flip refuses a NO-GO gate unless forced', async () => {
-    const r = await run([
-      'flip',
-      '--reason',
-      'x',
-      '--tracker',
-      primaryRole.url,
-      '--nginx-test',
-      'true',
-      '--nginx-reload',
-      'true',
-    ])
+    const r = await run('flip', '--tracker', primaryRole.url)
     expect(r.code).toBe(1)
     expect(r.stderr).toEqual(['cutover refused: the gate says NO-GO (use --force to override, recorded)'])
     untouched()
@@ -72,18 +65,7 @@ describe('cutover flip and rollback refusals', () => {
   })
 
   it('flip refuses a tracker in the shadow role, naming the fix', async () => {
-    const r = await run([
-      'flip',
-      '--force',
-      '--reason',
-      'x',
-      '--tracker',
-      shadow.url,
-      '--nginx-test',
-      'true',
-      '--nginx-reload',
-      'true',
-    ])
+    const r = await run('flip', '--force', '--tracker', shadow.url)
     expect(r.code).toBe(2)
     expect(r.stderr).toEqual([
       `overlord-ts: cutover refused: the tracker at ${shadow.url} runs in the shadow role; start it with TRACKER_ROLE=primary`,
@@ -92,18 +74,7 @@ describe('cutover flip and rollback refusals', () => {
   })
 
   it('flip refuses a primary-role tracker writing another database than named', async () => {
-    const r = await run([
-      'flip',
-      '--force',
-      '--reason',
-      'x',
-      '--tracker',
-      primaryRole.url,
-      '--nginx-test',
-      'true',
-      '--nginx-reload',
-      'true',
-    ])
+    const r = await run('flip', '--force', '--tracker', primaryRole.url)
     expect(r.code).toBe(2)
     expect(r.stderr[0]).toBe(
       `overlord-ts: cutover refused: the tracker at ${primaryRole.url} writes "${primaryRole.database.name}", not "dereth" (--database)`,
@@ -112,11 +83,9 @@ describe('cutover flip and rollback refusals', () => {
   })
 
   it('flip puts the include back when nginx rejects the new configuration', async () => {
-    const r = await run([
+    const r = await run(
       'flip',
       '--force',
-      '--reason',
-      'x',
       '--tracker',
       primaryRole.url,
       '--database',
@@ -125,7 +94,7 @@ describe('cutover flip and rollback refusals', () => {
       'echo "nginx: [emerg] host not found in upstream" >&2; exit 1',
       '--nginx-reload',
       'echo reload must not run >&2; exit 1',
-    ])
+    )
     expect(r.code).toBe(2)
     expect(r.stderr).toEqual([
       'overlord-ts: nginx test failed (echo "nginx: [emerg] host not found in upstream" >&2; exit 1): nginx: [emerg] host not found in upstream',
@@ -157,29 +126,14 @@ describe('cutover flip and rollback refusals', () => {
       join(goReports, 'ledger.ndjson'),
       `${JSON.stringify({ id: 's1', startedAt: new Date().toISOString(), durationMs: 1, verdict: 'parity', characters: 1, requests: 1, lagMs: { p50: 0, p95: 0, max: 0 }, endpoints: [clean], errors: 0, waived: {} })}\n`,
     )
-    const args = [
-      'flip',
-      '--reports',
-      goReports,
-      '--criteria',
-      criteria,
-      '--reason',
-      'x',
-      '--tracker',
-      primaryRole.url,
-      '--database',
-      primaryRole.database.name,
-      '--nginx-test',
-      'true',
-      '--nginx-reload',
-      'true',
-    ]
-    const refused = await run(args)
+    const args = ['--reports', goReports, '--criteria', criteria, '--tracker', primaryRole.url]
+    args.push('--database', primaryRole.database.name)
+    const refused = await run('flip', ...args)
     expect(refused.stderr).toEqual([
       `overlord-ts: cutover refused: the tracker at ${primaryRole.url} has taken 1 plugin frames since it started; restart it so its kill counts start fresh (or --force)`,
     ])
     untouched()
-    const forced = await run([...args, '--force'])
+    const forced = await run('flip', ...args, '--force')
     expect(forced.code).toBe(0)
     expect(readFileSync(include, 'utf8')).toContain(`server ${new URL(primaryRole.url).host};`)
     const lines = readFileSync(join(goReports, 'ledger.ndjson'), 'utf8').trim().split('\n')
@@ -194,32 +148,13 @@ describe('cutover flip and rollback refusals', () => {
   })
 
   it('rollback refuses without a restart of the Python tracker, and a Python that does not answer', async () => {
-    const noRestart = await run([
-      'rollback',
-      '--reason',
-      'x',
-      '--nginx-test',
-      'true',
-      '--nginx-reload',
-      'true',
-    ])
+    const noRestart = await run('rollback')
     expect(noRestart.code).toBe(2)
     expect(noRestart.stderr[0]).toMatch(
       /^overlord-ts: rollback refused: give --restart-primary <command> \(the Python tracker's in-memory kill counts predate the flip/,
     )
     untouched()
-    const dead = await run([
-      'rollback',
-      '--reason',
-      'x',
-      '--primary',
-      'http://127.0.0.1:9',
-      '--primary-restarted',
-      '--nginx-test',
-      'true',
-      '--nginx-reload',
-      'true',
-    ])
+    const dead = await run('rollback', '--primary', 'http://127.0.0.1:9', '--primary-restarted')
     expect(dead.code).toBe(2)
     expect(dead.stderr).toEqual([
       'overlord-ts: rollback refused: the Python tracker at http://127.0.0.1:9 does not answer /health (--force to route to it anyway)',
