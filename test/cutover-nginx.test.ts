@@ -2,14 +2,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sameJson } from '../src/compare/equality.ts'
 import { runCommand } from '../src/cutover/switch.ts'
 import { withDatabase } from '../src/db/pool.ts'
 import { buildTracker, type Tracker } from '../src/tracker/build-tracker.ts'
 import { overlord } from './support/cli.ts'
-import { adminQuery, freshDatabaseName, TEST_SERVER_URL } from './support/db.ts'
+import { adminQuery, freshDatabaseName, TEST_SERVER_URL, sql } from './support/db.ts'
 import { NGINX, writeSandboxNginxConf } from './support/nginx.ts'
 import { type PluginFleet, startPluginFleet } from './support/plugin-fleet.ts'
 import { findPython } from './support/python.ts'
@@ -26,16 +25,6 @@ import { freePort } from './support/ws-sink.ts'
 const SECRET = 'cutover-test-secret'
 const CHARACTERS = ['Aldo', 'Bérénice', 'Cyrus', 'Dagny', 'Eskil', 'Fjola']
 const INTERVAL_MS = 100
-
-async function sql<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<R>(text, values)).rows
-  } finally {
-    await client.end()
-  }
-}
 
 async function json(url: string): Promise<unknown> {
   const res = await fetch(url)

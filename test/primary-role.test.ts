@@ -1,4 +1,3 @@
-import pg from 'pg'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildTracker } from '../src/tracker/build-tracker.ts'
 import { overlord } from './support/cli.ts'
@@ -9,6 +8,7 @@ import {
   freshDatabaseName,
   TEST_SERVER_URL,
   type TestDatabase,
+  sql,
 } from './support/db.ts'
 import { startLegacyTracker } from './support/legacy-tracker.ts'
 import { connectPlugin, getJson, SECRET, sendFrames, telemetry, waitForMetrics } from './support/tracker.ts'
@@ -21,33 +21,15 @@ import { connectPlugin, getJson, SECRET, sendFrames, telemetry, waitForMetrics }
 
 /** Records every DDL command run in the database from now on (an event trigger; needs superuser). */
 async function recordDdl(url: string): Promise<() => Promise<string[]>> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  await client.query(`
-    CREATE TABLE ddl_log (tag text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
-    CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
-      $$ BEGIN INSERT INTO ddl_log (tag) VALUES (tg_tag); END $$;
-    CREATE EVENT TRIGGER log_ddl ON ddl_command_start EXECUTE FUNCTION log_ddl();`)
-  await client.end()
-  return async () => {
-    const c = new pg.Client({ connectionString: url })
-    await c.connect()
-    try {
-      return (await c.query<{ tag: string }>('SELECT tag FROM ddl_log ORDER BY at')).rows.map((r) => r.tag)
-    } finally {
-      await c.end()
-    }
-  }
-}
-
-async function sql(url: string, text: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return await client.query(text)
-  } finally {
-    await client.end()
-  }
+  await sql(
+    url,
+    `CREATE TABLE ddl_log (tag text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+     CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS
+       $$ BEGIN INSERT INTO ddl_log (tag) VALUES (tg_tag); END $$;
+     CREATE EVENT TRIGGER log_ddl ON ddl_command_start EXECUTE FUNCTION log_ddl();`,
+  )
+  return async () =>
+    (await sql<{ tag: string }>(url, 'SELECT tag FROM ddl_log ORDER BY at')).map((r) => r.tag)
 }
 
 /** The real CLI's `serve`, in the primary role, on `url`: it is expected to refuse. */
@@ -89,7 +71,7 @@ describe('the primary role on a schema made elsewhere', () => {
                 (SELECT count(*) FROM combat_stats_sessions)::int AS c,
                 (SELECT count(*) FROM char_stats WHERE character_name LIKE '%schema probe%')::int AS probe`,
       )
-      expect(rows.rows[0]).toEqual({ t: 1, r: 1, c: 1, probe: 0 })
+      expect(rows[0]).toEqual({ t: 1, r: 1, c: 1, probe: 0 })
     } finally {
       await tracker.close()
     }
@@ -133,7 +115,7 @@ describe('the primary role on a schema made elsewhere', () => {
       db.url,
       'SELECT (SELECT count(*) FROM telemetry_events)::int AS t, (SELECT count(*) FROM spawn_events)::int AS s',
     )
-    expect(rows.rows[0]).toEqual({ t: 1, s: 1 })
+    expect(rows[0]).toEqual({ t: 1, s: 1 })
   })
 
   it('refuses, in one line, a unique key the writer needs that is missing', async () => {
@@ -151,7 +133,7 @@ describe('the primary role on a schema made elsewhere', () => {
     expect(await ddl()).toEqual([])
     // Nothing the probe tried was kept.
     const left = await sql(db.url, 'SELECT count(*)::int AS n FROM telemetry_events')
-    expect(left.rows[0].n).toBe(0)
+    expect(left[0]?.n).toBe(0)
   })
 
   it('refuses a column of a type Python would read back differently, naming it', async () => {

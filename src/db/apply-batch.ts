@@ -8,7 +8,8 @@ import type { CharacterStatsRow, PortalRow, RareRow, SpawnRow, WriteOp } from '.
 
 const ts = (m: Micros): string => formatInstant(m)
 
-const TELEMETRY_TYPES: Record<(typeof TELEMETRY_COLUMNS)[number], string> = {
+/** The PostgreSQL type each telemetry column is written as (the schema check reads it too). */
+export const TELEMETRY_TYPES: Record<(typeof TELEMETRY_COLUMNS)[number], string> = {
   character_name: 'text',
   char_tag: 'text',
   session_id: 'text',

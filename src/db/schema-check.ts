@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import { ERR, OverlordError } from '../protocol/errors.ts'
 import type { TELEMETRY_COLUMNS } from '../protocol/frames.ts'
-import { applyBatch } from './apply-batch.ts'
+import { applyBatch, TELEMETRY_TYPES } from './apply-batch.ts'
 import type { Db } from './pool.ts'
 import type { WriteOp } from './write-ops.ts'
 
@@ -33,28 +33,18 @@ const KIND = {
 } as const
 type Kind = keyof typeof KIND
 
-const TELEMETRY_KINDS: Record<(typeof TELEMETRY_COLUMNS)[number], Kind> = {
-  character_name: 'text',
-  char_tag: 'text',
-  session_id: 'text',
-  timestamp: 'instant',
-  received_at: 'instant',
-  ew: 'float',
-  ns: 'float',
-  z: 'float',
-  kills: 'integer',
-  kills_per_hour: 'float',
-  onlinetime: 'text',
-  deaths: 'integer',
-  total_deaths: 'integer',
-  rares_found: 'integer',
-  prismatic_taper_count: 'integer',
-  vt_state: 'text',
-  mem_mb: 'float',
-  cpu_pct: 'float',
-  mem_handles: 'integer',
-  latency_ms: 'float',
+/** What each PostgreSQL type the writer sends a value as stores. */
+const KIND_OF_TYPE: Record<string, Kind> = {
+  text: 'text',
+  timestamptz: 'instant',
+  float8: 'float',
+  int4: 'integer',
 }
+
+/** The telemetry columns, as the writer types them (apply-batch.ts). */
+const TELEMETRY_KINDS: Record<string, Kind> = Object.fromEntries(
+  Object.entries(TELEMETRY_TYPES).map(([column, type]) => [column, KIND_OF_TYPE[type]!]),
+)
 
 const POSITION = { ew: 'float', ns: 'float', z: 'float' } as const
 

@@ -44,4 +44,19 @@ export async function adminQuery(sql: string): Promise<void> {
   }
 }
 
+/** One query on the database at `url`, on a connection of its own; resolves the rows. */
+export async function sql<R extends pg.QueryResultRow = Record<string, any>>(
+  url: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<R>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
 export { TEST_SERVER_URL }
