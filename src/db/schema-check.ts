@@ -1,6 +1,5 @@
 import type pg from 'pg'
 import { ERR, OverlordError } from '../protocol/errors.ts'
-import type { TELEMETRY_COLUMNS } from '../protocol/frames.ts'
 import { applyBatch, TELEMETRY_TYPES } from './apply-batch.ts'
 import type { Db } from './pool.ts'
 import type { WriteOp } from './write-ops.ts'
