@@ -27,7 +27,7 @@ async function endpoints(overrides: { hub?: Partial<BrowserHub>; ingest?: Partia
     closeAll: () => {},
     ...overrides.hub,
   }
-  const ingest = { attach: () => {}, sendCommand: () => false, ...overrides.ingest }
+  const ingest = { attach: () => {}, sendCommand: async () => false, ...overrides.ingest }
   const server: Server = createServer()
   const sockets: WebSockets = attachWebSockets(server, {
     logger,

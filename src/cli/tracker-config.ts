@@ -122,6 +122,8 @@ export function trackerConfigFromEnv(env: NodeJS.ProcessEnv): ServeConfig {
       basePath: normalizeBasePath(env.BASE_PATH),
       serverName: env.SERVER_NAME || undefined,
       browserCoalesceMs: env.BROWSER_COALESCE_MS === undefined ? undefined : Number(env.BROWSER_COALESCE_MS),
+      natsUrl: env.NATS_URL?.trim() || undefined,
+      natsName: env.NATS_NAME?.trim() || undefined,
     },
   }
 }

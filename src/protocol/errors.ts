@@ -49,6 +49,8 @@ export const ERR = {
   DB_SCHEMA: 'DB_ERR_SCHEMA',
   /** `cutover flip`/`rollback` refused or failed a step (nothing half-switched is left behind). */
   CUTOVER: 'CMP_ERR_CUTOVER',
+  /** `NATS_URL` is set but the bus cannot be reached or has no JetStream (issue 11). */
+  BUS_UNAVAILABLE: 'TRK_ERR_BUS_UNAVAILABLE',
   TEE_OVERFLOW: 'TEE_ERR_OVERFLOW',
   TEE_UPSTREAM: 'TEE_ERR_UPSTREAM',
   TEE_CAPTURE: 'TEE_ERR_CAPTURE',

@@ -4,6 +4,10 @@ import fastifyCookie from '@fastify/cookie'
 import Fastify, { type FastifyBaseLogger, LogController } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { type EmbeddedDatabase, EMBEDDED_POOL_SIZE, startEmbeddedDatabase } from '../db/embedded.ts'
+import type { BusFrame } from '../bus/frame-batch.ts'
+import { NatsBus } from '../bus/nats-bus.ts'
+import { decodeFrame } from '../protocol/decode-frame.ts'
+import type { Micros } from '../protocol/time.ts'
 import { createPool, type Db } from '../db/pool.ts'
 import { RetentionTask } from '../db/retention.ts'
 import { initSchema, type SchemaResult } from '../db/schema.ts'
@@ -16,7 +20,7 @@ import { type Clock, systemClock } from '../protocol/time.ts'
 import { AlertDelivery, type AlertTuning } from './alerts.ts'
 import { Auth } from './auth.ts'
 import { BrowserHub } from './browser-hub.ts'
-import { Ingest } from './ingest.ts'
+import { Ingest, writeOpsFor } from './ingest.ts'
 import { InventoryForwarder } from './inventory-forwarder.ts'
 import { LiveCache } from './live-cache.ts'
 import { LiveState } from './live-state.ts'
@@ -107,6 +111,12 @@ export interface TrackerOptions {
   serverName?: string
   /** How long start-up waits for an unreachable database before failing. */
   startupWaitMs?: number
+  /**
+   * The bus between instances (`NATS_URL`, issue 11): every instance with the same `natsName`
+   * serves the same feed and state, and one of them at a time writes the database.
+   */
+  natsUrl?: string
+  natsName?: string
   /** Writer tuning. */
   writeBatchSize?: number
   writeMaxPending?: number
@@ -179,6 +189,17 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     throw err
   }
 
+  let bus: NatsBus | undefined
+  if (options.natsUrl !== undefined) {
+    try {
+      bus = await NatsBus.connect({ url: options.natsUrl, name: options.natsName, logger })
+    } catch (err) {
+      await db.end().catch(() => {})
+      await embedded?.close().catch(() => {})
+      throw err
+    }
+  }
+
   const counters = newIngestCounters()
   const faults = new FaultLog(counters.handler_errors, logger)
   const writer = readOnly
@@ -217,7 +238,25 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     inventory,
     writer,
     pluginSideEffects: options.pluginSideEffects ?? false,
+    bus,
   })
+  if (bus !== undefined) {
+    /** Frames the bus hands this instance to write: as leader, or as an origin the bus could not take. */
+    const persist = (frames: readonly BusFrame[]): void => {
+      if (writer === undefined) return
+      for (const f of frames) {
+        const decoded = decodeFrame(f.text, f.receivedAt as Micros)
+        if (!decoded.ok) continue
+        for (const op of writeOpsFor(decoded.frame, f.meta)) writer.enqueue(op)
+      }
+    }
+    await bus.start({
+      remote: faults.guard('bus_remote', (_type: string, frames: BusFrame[]) => ingest.applyRemote(frames)),
+      unstored: (_type, frames) => persist(frames),
+    })
+    if (writer !== undefined)
+      bus.startWriter({ enqueue: (_type, frame) => persist([frame]), flush: () => writer.flush() })
+  }
   const alerts = new AlertDelivery({
     ...options.alertTuning,
     webhookUrl: options.discordWebhookUrl,
@@ -319,6 +358,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     alerts: alerts.stats,
     auth: authStats,
     inventory_proxy: inventoryProxy,
+    bus: bus?.stats ?? null,
   })
 
   app.get('/health', async () => ({ status: 'ok' }))
@@ -396,6 +436,8 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
       retention?.stop()
       serverHealth.stop()
       await sockets.close()
+      // Publishes what it gathered, then, as writer, commits and acknowledges what it took.
+      await bus?.close()
       await alerts.close()
       await app.close()
       await writer?.close()

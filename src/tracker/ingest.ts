@@ -1,7 +1,10 @@
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
+import type { BusFrame, FrameMeta } from '../bus/frame-batch.ts'
+import type { NatsBus } from '../bus/nats-bus.ts'
 import type { Persistence } from '../db/persistence.ts'
+import type { WriteOp } from '../db/write-ops.ts'
 import { type DecodedFrame, decodeFrame } from '../protocol/decode-frame.ts'
 import { LogThrottle } from '../protocol/log-throttle.ts'
 import { type Clock, type Micros, msToMicros } from '../protocol/time.ts'
@@ -24,6 +27,12 @@ export interface IngestOptions {
   writer: Persistence | undefined
   /** When false (a shadow), nothing is sent to plugins: relays and commands are counted instead. */
   pluginSideEffects: boolean
+  /**
+   * The bus between instances (`NATS_URL`): accepted frames are published to it instead of
+   * queued on the writer, and frames other instances accepted come back through
+   * {@link Ingest.applyRemote}. Undefined: one process, as before.
+   */
+  bus?: NatsBus
 }
 
 /** Events the tracker exposes for detections whose delivery lives elsewhere (CONTRACT.md §6). */
@@ -75,6 +84,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
       if (character === undefined && frame.character !== undefined) {
         character = frame.character
         this.plugins.set(character, ws)
+        const name = character
+        this.#o.bus?.claim(name, (command) => this.#deliverCommand(name, command))
         log.debug({ character }, 'plugin registered')
       }
       this.handle(frame, text, receivedAt, ws)
@@ -89,48 +100,73 @@ export class Ingest extends EventEmitter<IngestEvents> {
     })
     ws.on('close', (code) => {
       counters.plugin_connections -= 1
-      if (character !== undefined && this.plugins.get(character) === ws) this.plugins.delete(character)
+      if (character !== undefined && this.plugins.get(character) === ws) {
+        this.plugins.delete(character)
+        this.#o.bus?.release(character)
+      }
       log.debug({ character, code }, 'plugin disconnected')
     })
   }
 
-  /** Handles one decoded frame: per-type state and persistence, then the broadcast. */
+  /** Handles one accepted frame: per-type state and persistence, then the broadcast. */
   handle(frame: DecodedFrame, text: string, receivedAt: Micros, from: WebSocket | undefined): void {
-    const { counters, live, writer, hub } = this.#o
+    const { counters, writer, bus } = this.#o
     counters.frames_accepted += 1
     bumpBounded(counters.by_type, frame.wireType)
-    const nowMs = receivedAt / 1000
+    const meta = this.#observe(frame, text, receivedAt, true)
+    if (bus !== undefined) bus.publish(frame.wireType, { receivedAt, text, meta })
+    else if (writer !== undefined) for (const op of writeOpsFor(frame, meta)) writer.enqueue(op)
+    if (frame.kind === 'full_inventory') this.#o.inventory.forward('full', text)
+    else if (frame.kind === 'inventory_delta') this.#o.inventory.forward('delta', text)
+    if (frame.kind === 'share') this.#relayShare(text, from)
+    this.#broadcast(frame, text)
+  }
 
+  /**
+   * Frames another instance accepted (the bus, issue 11): the same state and broadcast as a
+   * local frame, and share relays to this instance's plugins, but no persistence, forwarding or
+   * alerts: those happen once, where the frame was accepted.
+   */
+  applyRemote(frames: readonly BusFrame[]): void {
+    for (const f of frames) {
+      const decoded = decodeFrame(f.text, f.receivedAt as Micros)
+      if (!decoded.ok) {
+        // Accepted by its origin, refused here: the instances run different versions.
+        bump(this.#o.counters.bad_by_reason, `bus_${decoded.reason}`)
+        continue
+      }
+      this.#observe(decoded.frame, f.text, f.receivedAt as Micros, false)
+      if (decoded.frame.kind === 'share') this.#relayShare(f.text, undefined)
+      this.#broadcast(decoded.frame, f.text)
+    }
+  }
+
+  /**
+   * Per-type state (CONTRACT.md §6), and what the writer needs derived from it. Detections are
+   * raised only for frames accepted here (`local`); elsewhere they only keep the state in step.
+   */
+  #observe(frame: DecodedFrame, text: string, receivedAt: Micros, local: boolean): FrameMeta {
+    const { counters, live } = this.#o
+    const nowMs = receivedAt / 1000
     switch (frame.kind) {
       case 'telemetry': {
         const row = frame.record
-        writer?.enqueue({ kind: 'telemetry', row })
-        const delta = live.killDelta(frame.character, row.session_id, row.kills)
-        if (delta > 0) writer?.enqueue({ kind: 'kills', character: frame.character, delta })
+        const killsDelta = live.killDelta(frame.character, row.session_id, row.kills)
         const idle = live.observeVtState(frame.character, row.vt_state, nowMs)
-        if (idle !== undefined) {
+        if (idle !== undefined && local) {
           counters.idles_detected += 1
           this.emit('idle', idle)
         }
-        break
+        return { killsDelta, session: null }
       }
       case 'vitals': {
         const death = live.observeVitals(frame.character, frame.vitae, kept(frame, text), nowMs)
-        if (death !== undefined) {
+        if (death !== undefined && local) {
           counters.deaths_detected += 1
           this.emit('death', death)
         }
         break
       }
-      case 'character_stats':
-        writer?.enqueue({ kind: 'character_stats', row: frame.row })
-        break
-      case 'full_inventory':
-        this.#o.inventory.forward('full', text)
-        break
-      case 'inventory_delta':
-        this.#o.inventory.forward('delta', text)
-        break
       case 'equipment_cantrip_state':
         live.cantrips.set(frame.character, kept(frame, text))
         break
@@ -140,41 +176,24 @@ export class Ingest extends EventEmitter<IngestEvents> {
       case 'quest':
         live.observeQuest(frame.character, frame.questName, frame.countdown, text.length, frame.at)
         break
-      case 'portal':
-        writer?.enqueue({ kind: 'portal', row: frame.row })
-        break
-      case 'spawn':
-        writer?.enqueue({ kind: 'spawn', row: frame.row })
-        break
       case 'rare':
-        writer?.enqueue({ kind: 'rare', row: frame.row, sessionId: live.sessionOf(frame.character) })
-        break
-      case 'combat_stats': {
-        const sessionId = frame.sessionId ?? live.sessionOf(frame.character)
-        if (sessionId !== null) {
-          writer?.enqueue({
-            kind: 'combat',
-            character: frame.character,
-            sessionId,
-            stats: frame.stats,
-            at: frame.at,
-          })
-        }
-        break
-      }
+        return { killsDelta: null, session: live.sessionOf(frame.character) }
+      case 'combat_stats':
+        return { killsDelta: null, session: frame.sessionId ?? live.sessionOf(frame.character) }
       case 'dungeon_map':
         if (frame.landblock !== null) live.dungeonMaps.set(frame.landblock, text)
         break
       case 'share':
         if (frame.character !== undefined) live.observeShare(frame.character, kept(frame, text), nowMs)
-        this.#relayShare(text, from)
-        break
-      case 'chat':
         break
       case 'other':
-        counters.unknown_types += 1
+        if (local) counters.unknown_types += 1
     }
+    return NO_META
+  }
 
+  #broadcast(frame: DecodedFrame, text: string): void {
+    const { hub } = this.#o
     if (hub.size === 0) return
     // Telemetry goes to browsers typeless (CONTRACT.md §3): the dashboard takes players from /live.
     // Stringifying is safe here: the decoder bounded the frame's depth.
@@ -186,8 +205,17 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
   }
 
-  /** Sends a browser's command to the character's plugin; false when no plugin is registered. */
-  sendCommand(player: string, text: string): boolean {
+  /**
+   * Sends a browser's command to the character's plugin, here or (with a bus) on whichever
+   * instance holds it; false when no plugin is registered anywhere.
+   */
+  async sendCommand(player: string, text: string): Promise<boolean> {
+    if (this.#deliverCommand(player, text)) return true
+    return this.#o.bus === undefined ? false : this.#o.bus.command(player, text)
+  }
+
+  /** Delivers a command to a plugin socket held here; false when there is none open. */
+  #deliverCommand(player: string, text: string): boolean {
     const ws = this.plugins.get(player)
     if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false
     if (!this.#o.pluginSideEffects) {
@@ -208,6 +236,45 @@ export class Ingest extends EventEmitter<IngestEvents> {
       }
       ws.send(text)
     }
+  }
+}
+
+const NO_META: FrameMeta = { killsDelta: null, session: null }
+
+/**
+ * The database writes one accepted frame makes, given what its origin derived (`meta`): the
+ * same whether the origin writes it (one process) or the bus's writer does (issue 11).
+ */
+export function writeOpsFor(frame: DecodedFrame, meta: FrameMeta): WriteOp[] {
+  switch (frame.kind) {
+    case 'telemetry': {
+      const ops: WriteOp[] = [{ kind: 'telemetry', row: frame.record }]
+      if (meta.killsDelta !== null && meta.killsDelta > 0)
+        ops.push({ kind: 'kills', character: frame.character, delta: meta.killsDelta })
+      return ops
+    }
+    case 'character_stats':
+      return [{ kind: 'character_stats', row: frame.row }]
+    case 'portal':
+      return [{ kind: 'portal', row: frame.row }]
+    case 'spawn':
+      return [{ kind: 'spawn', row: frame.row }]
+    case 'rare':
+      return [{ kind: 'rare', row: frame.row, sessionId: meta.session }]
+    case 'combat_stats':
+      return meta.session === null
+        ? []
+        : [
+            {
+              kind: 'combat',
+              character: frame.character,
+              sessionId: meta.session,
+              stats: frame.stats,
+              at: frame.at,
+            },
+          ]
+    default:
+      return []
   }
 }
 

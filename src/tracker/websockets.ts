@@ -173,10 +173,19 @@ function acceptBrowser(ws: WebSocket, socket: Duplex, o: WebSocketsOptions, auth
         break
       }
       case 'command':
-        // CONTRACT.md §3: the browser's message goes to the plugin as it was sent.
-        if (!o.ingest.sendCommand(msg.playerName, text)) {
-          o.hub.reply(client, { type: 'command_error', player_name: msg.playerName, error: 'not_connected' })
-        }
+        // CONTRACT.md §3: the browser's message goes to the plugin as it was sent, on whichever
+        // instance holds it (issue 11).
+        o.ingest
+          .sendCommand(msg.playerName, text)
+          .then((sent) => {
+            if (!sent)
+              o.hub.reply(client, {
+                type: 'command_error',
+                player_name: msg.playerName,
+                error: 'not_connected',
+              })
+          })
+          .catch((err: unknown) => o.faults.record('browser_command', err))
         break
       case 'ignored':
         bump(o.counters.browser_messages_ignored, msg.reason)

@@ -1,0 +1,513 @@
+import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
+import { type KV, Kvm } from '@nats-io/kv'
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream'
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import type { Logger } from 'pino'
+import { coerceError, ERR, OverlordError } from '../protocol/errors.ts'
+import { type BusFrame, decodeBatch, encodeBatch, entryBytes } from './frame-batch.ts'
+
+export interface NatsBusOptions {
+  /** `nats://host:port` (several, comma-separated, for a cluster). */
+  url: string
+  /** Subject prefix, stream and bucket names: instances with the same name share one fleet. */
+  name?: string
+  logger: Logger
+  /** How long frames of one type gather before one publish (ms). */
+  windowMs?: number
+  /** How long the stream keeps frames: a starting instance rebuilds its live state from them. */
+  maxAgeMs?: number
+  /** Frames awaiting the stream's acknowledgement past which new frames are written locally instead. */
+  maxInFlightFrames?: number
+  /** How long start-up waits for the server before failing. */
+  connectTimeoutMs?: number
+  /** Writer lease: renewed every `leaseMs / 4`, lost after `leaseMs` without renewal. */
+  leaseMs?: number
+}
+
+/** What a bus delivers to its instance. */
+export interface BusHandlers {
+  /** Frames another instance accepted, in its order, for state and browsers. */
+  remote(type: string, frames: BusFrame[]): void
+  /**
+   * Frames the bus could not store (server away past the retry window, or over the in-flight
+   * bound): the origin writes them itself, so nothing accepted is lost.
+   */
+  unstored(type: string, frames: BusFrame[]): void
+}
+
+/** The writer lane a leader feeds: queue every frame's ops, then resolve once they are committed. */
+export interface BusWriter {
+  enqueue(type: string, frame: BusFrame): void
+  flush(): Promise<void>
+}
+
+export interface BusStats {
+  instance: string
+  connected: boolean
+  reconnects: number
+  /** Frames handed to the bus, and the messages they went out in. */
+  published_frames: number
+  published_messages: number
+  /** Frames whose publish the stream has not acknowledged yet. */
+  publish_in_flight: number
+  publish_retries: number
+  /** Frames the bus could not take (see {@link BusHandlers.unstored}), written by the origin. */
+  unstored_frames: number
+  remote_frames: number
+  remote_messages: number
+  remote_bad_messages: number
+  writer_leader: boolean
+  writer_frames: number
+  writer_messages: number
+  writer_redelivered: number
+  commands_forwarded: number
+  commands_delivered: number
+}
+
+/** Subject-safe token for a frame type: the plugin names it, so anything odd is `_other`. */
+const typeToken = (type: string): string => (/^[A-Za-z0-9_-]{1,64}$/.test(type) ? type : '_other')
+/** A character name as one subject token (base64url has no `.`, `*`, `>` or spaces). */
+const characterToken = (name: string): string => Buffer.from(name, 'utf8').toString('base64url') || '_'
+
+const MAX_PUBLISH_BYTES = 512 * 1024
+/** JetStream's duplicate window: a publish retried with the same id inside it is stored once. */
+const DUPLICATE_WINDOW_MS = 120_000
+/** How long a publish is retried (well inside the duplicate window) before its frames go local. */
+const RETRY_FOR_MS = 90_000
+const COMMAND_TIMEOUT_MS = 2_000
+const WRITER_BATCH = 256
+const ACK_WAIT_MS = 30_000
+
+type Settings = Required<Omit<NatsBusOptions, 'logger'>> & { logger: Logger }
+
+interface Pending {
+  type: string
+  frames: BusFrame[]
+  bytes: number
+}
+
+/**
+ * The bus between tracker instances (issue 11), on NATS JetStream:
+ *
+ * - every accepted plugin frame is published once, batched per type per window, to
+ *   `<name>.frame.<type>.<instance>` and stored in the stream `<NAME>_FRAMES`;
+ * - every instance follows the stream with an ordered consumer (state, browsers), skipping its own
+ *   frames, which it handled as it accepted them, and resuming where it left off after a reconnect;
+ * - one instance at a time holds the writer lease (a KV key with a TTL) and writes the stream to
+ *   the database through the durable consumer `writer`, acknowledging after commit: a writer
+ *   that dies leaves its unacknowledged frames to the next one;
+ * - browser commands are requests on `<name>.cmd.<character>`, answered by the instance holding
+ *   that plugin's socket.
+ */
+export class NatsBus {
+  readonly instance: string
+  readonly stats: BusStats
+  readonly #o: Settings
+  readonly #nc: NatsConnection
+  readonly #js: JetStreamClient
+  readonly #stream: string
+  readonly #log: Logger
+  #handlers: BusHandlers | undefined
+  #window = new Map<string, Pending>()
+  #windowTimer: NodeJS.Timeout | undefined
+  #msgSeq = 0
+  #closed = false
+  #follower: ConsumerMessages | undefined
+  #followerDone: Promise<void> | undefined
+  readonly #claims = new Map<string, Subscription>()
+  #leaseTimer: NodeJS.Timeout | undefined
+  #kv: KV | undefined
+  #leaseRevision = 0
+  #writerMessages: ConsumerMessages | undefined
+  #writerDone: Promise<void> | undefined
+  readonly #retrying = new Set<Promise<void>>()
+
+  private constructor(o: Settings, nc: NatsConnection, instance: string) {
+    this.#o = o
+    this.#nc = nc
+    this.#js = jetstream(nc)
+    this.#stream = `${o.name.toUpperCase()}_FRAMES`
+    this.instance = instance
+    this.#log = o.logger.child({ component: 'bus', instance })
+    this.stats = {
+      instance,
+      connected: true,
+      reconnects: 0,
+      published_frames: 0,
+      published_messages: 0,
+      publish_in_flight: 0,
+      publish_retries: 0,
+      unstored_frames: 0,
+      remote_frames: 0,
+      remote_messages: 0,
+      remote_bad_messages: 0,
+      writer_leader: false,
+      writer_frames: 0,
+      writer_messages: 0,
+      writer_redelivered: 0,
+      commands_forwarded: 0,
+      commands_delivered: 0,
+    }
+  }
+
+  /**
+   * Connects and sets up the stream, or fails with one clear error: a tracker told to share a
+   * fleet over a bus it cannot reach must not start alone.
+   */
+  static async connect(options: NatsBusOptions): Promise<NatsBus> {
+    const o = {
+      name: 'overlord',
+      windowMs: 1,
+      maxAgeMs: 15 * 60_000,
+      maxInFlightFrames: 200_000,
+      connectTimeoutMs: 5_000,
+      leaseMs: 4_000,
+      ...options,
+    }
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(o.name))
+      throw new OverlordError(
+        ERR.CONFIG,
+        `bad NATS_NAME ${JSON.stringify(o.name)}: letters, digits, - and _ only`,
+      )
+    const instance = `${hostname()
+      .replace(/[^A-Za-z0-9_-]/g, '_')
+      .slice(0, 24)}-${process.pid}-${randomBytes(3).toString('hex')}`
+    let nc: NatsConnection
+    try {
+      nc = await connect({
+        servers: o.url.split(',').map((s) => s.trim()),
+        name: `overlord-ts ${instance}`,
+        timeout: o.connectTimeoutMs,
+        // Once up, keep trying for ever: an instance outlives a NATS restart.
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+      })
+    } catch (err) {
+      throw new OverlordError(
+        ERR.BUS_UNAVAILABLE,
+        `NATS at ${o.url} is not reachable (${coerceError(err).message})`,
+        {
+          cause: err,
+        },
+      )
+    }
+    const bus = new NatsBus(o, nc, instance)
+    try {
+      await bus.#ensureStream()
+    } catch (err) {
+      await nc.close().catch(() => {})
+      throw new OverlordError(
+        ERR.BUS_UNAVAILABLE,
+        `NATS at ${o.url} has no usable JetStream (start nats-server with -js): ${coerceError(err).message}`,
+        { cause: err },
+      )
+    }
+    bus.#watchStatus()
+    return bus
+  }
+
+  async #ensureStream(): Promise<void> {
+    const jsm = await jetstreamManager(this.#nc)
+    const config = {
+      name: this.#stream,
+      subjects: [`${this.#o.name}.frame.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      max_age: this.#o.maxAgeMs * 1e6,
+      max_bytes: 1024 ** 3,
+      duplicate_window: DUPLICATE_WINDOW_MS * 1e6,
+    }
+    try {
+      await jsm.streams.info(this.#stream)
+      await jsm.streams.update(this.#stream, config)
+    } catch (err) {
+      if (!/not found/i.test(coerceError(err).message)) throw err
+      await jsm.streams.add(config)
+    }
+    await jsm.consumers
+      .add(this.#stream, {
+        durable_name: 'writer',
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: ACK_WAIT_MS * 1e6,
+        max_ack_pending: 20_000,
+      })
+      .catch(async (err) => {
+        // Another instance made it first.
+        await jsm.consumers.info(this.#stream, 'writer').catch(() => {
+          throw err
+        })
+      })
+    this.#kv = await new Kvm(this.#nc).create(`${this.#o.name}_lease`, { ttl: this.#o.leaseMs, history: 1 })
+  }
+
+  #watchStatus(): void {
+    void (async () => {
+      for await (const s of this.#nc.status()) {
+        if (s.type === 'disconnect') {
+          this.stats.connected = false
+          this.#log.warn('NATS connection lost; frames wait in the client and are retried')
+        } else if (s.type === 'reconnect') {
+          this.stats.connected = true
+          this.stats.reconnects += 1
+          this.#log.info('NATS connection back')
+        }
+      }
+    })().catch(() => {})
+  }
+
+  /**
+   * Starts following the stream: frames other instances accepted go to `handlers.remote`.
+   * Replays what the stream still holds first, so a new instance starts with the fleet's state.
+   */
+  async start(handlers: BusHandlers): Promise<void> {
+    this.#handlers = handlers
+    const consumer = await this.#js.consumers.get(this.#stream, { deliver_policy: DeliverPolicy.All })
+    this.#follower = await consumer.consume({ max_messages: 1024 })
+    this.#followerDone = this.#follow(this.#follower)
+  }
+
+  async #follow(messages: ConsumerMessages): Promise<void> {
+    const ownSuffix = `.${this.instance}`
+    for await (const m of messages) {
+      if (m.subject.endsWith(ownSuffix)) continue
+      const type = m.subject.slice(this.#o.name.length + 7, m.subject.lastIndexOf('.'))
+      let frames: BusFrame[]
+      try {
+        frames = decodeBatch(m.data)
+      } catch (err) {
+        this.stats.remote_bad_messages += 1
+        this.#log.warn({ err, subject: m.subject }, 'bus message undecodable, skipped')
+        continue
+      }
+      this.stats.remote_messages += 1
+      this.stats.remote_frames += frames.length
+      this.#handlers!.remote(type, frames)
+    }
+  }
+
+  /** Queues one accepted frame for the next publish of its type. */
+  publish(type: string, frame: BusFrame): void {
+    const bytes = entryBytes(frame)
+    if (
+      bytes > MAX_PUBLISH_BYTES ||
+      this.stats.publish_in_flight >= this.#o.maxInFlightFrames ||
+      this.#closed
+    ) {
+      this.stats.unstored_frames += 1
+      this.#handlers?.unstored(type, [frame])
+      return
+    }
+    const token = typeToken(type)
+    let pending = this.#window.get(token)
+    if (pending !== undefined && pending.bytes + bytes > MAX_PUBLISH_BYTES) {
+      this.#send(pending)
+      pending = undefined
+    }
+    if (pending === undefined) {
+      pending = { type: token, frames: [], bytes: 0 }
+      this.#window.set(token, pending)
+    }
+    pending.frames.push(frame)
+    pending.bytes += bytes
+    this.stats.publish_in_flight += 1
+    this.#windowTimer ??= setTimeout(this.#flushWindow, this.#o.windowMs)
+  }
+
+  readonly #flushWindow = (): void => {
+    this.#windowTimer = undefined
+    const window = this.#window
+    this.#window = new Map()
+    for (const pending of window.values()) this.#send(pending)
+  }
+
+  #send(pending: Pending): void {
+    this.#window.delete(pending.type)
+    const id = `${this.instance}-${++this.#msgSeq}`
+    const subject = `${this.#o.name}.frame.${pending.type}.${this.instance}`
+    const body = encodeBatch(pending.frames)
+    this.stats.published_messages += 1
+    this.stats.published_frames += pending.frames.length
+    const started = Date.now()
+    const attempt = (): void => {
+      this.#js
+        .publish(subject, body, { msgID: id, timeout: 5_000 })
+        .then(() => {
+          this.stats.publish_in_flight -= pending.frames.length
+        })
+        .catch((err: unknown) => {
+          // Retried with the same id: the stream stores it once even if the first try did land.
+          if (!this.#closed && Date.now() - started < RETRY_FOR_MS) {
+            this.stats.publish_retries += 1
+            this.#log.warn(
+              { err: coerceError(err), frames: pending.frames.length },
+              'bus publish failed, retrying',
+            )
+            const retry = new Promise<void>((resolve) => setTimeout(resolve, 500)).then(attempt)
+            this.#retrying.add(retry)
+            void retry.finally(() => this.#retrying.delete(retry))
+            return
+          }
+          this.stats.publish_in_flight -= pending.frames.length
+          this.stats.unstored_frames += pending.frames.length
+          this.#log.error(
+            { err: coerceError(err), frames: pending.frames.length },
+            'bus could not store frames: the origin writes them itself',
+          )
+          this.#handlers?.unstored(pending.type, pending.frames)
+        })
+    }
+    attempt()
+  }
+
+  /**
+   * Announces that this instance holds `character`'s plugin socket: commands for it from any
+   * instance come to `deliver`, which answers whether the socket took it.
+   */
+  claim(character: string, deliver: (text: string) => boolean): void {
+    if (this.#claims.has(character) || this.#closed) return
+    const sub = this.#nc.subscribe(`${this.#o.name}.cmd.${characterToken(character)}`, {
+      callback: (err, msg) => {
+        if (err !== null) return
+        if (deliver(msg.string())) {
+          this.stats.commands_delivered += 1
+          msg.respond('ok')
+        }
+      },
+    })
+    this.#claims.set(character, sub)
+  }
+
+  release(character: string): void {
+    this.#claims.get(character)?.unsubscribe()
+    this.#claims.delete(character)
+  }
+
+  /** Sends a browser's command to whichever instance holds the plugin; false when none does. */
+  async command(character: string, text: string): Promise<boolean> {
+    this.stats.commands_forwarded += 1
+    try {
+      const reply = await this.#nc.request(`${this.#o.name}.cmd.${characterToken(character)}`, text, {
+        timeout: COMMAND_TIMEOUT_MS,
+      })
+      return reply.string() === 'ok'
+    } catch {
+      // No responder (nobody holds the plugin) or no answer in time.
+      return false
+    }
+  }
+
+  /**
+   * Competes for the writer lease; while this instance holds it, writes the stream to the
+   * database through `writer`, acknowledging each message once its frames are committed.
+   */
+  startWriter(writer: BusWriter): void {
+    const tick = (): void => {
+      if (this.#closed) return
+      void this.#renewLease(writer).finally(() => {
+        if (!this.#closed) this.#leaseTimer = setTimeout(tick, this.#o.leaseMs / 4)
+      })
+    }
+    tick()
+  }
+
+  async #renewLease(writer: BusWriter): Promise<void> {
+    const kv = this.#kv!
+    try {
+      if (this.stats.writer_leader) {
+        this.#leaseRevision = await kv.update('writer', this.instance, this.#leaseRevision)
+      } else {
+        this.#leaseRevision = await kv.create('writer', this.instance)
+        this.stats.writer_leader = true
+        this.#log.info('took the writer lease: this instance writes the stream to the database')
+        const consumer = await this.#js.consumers.get(this.#stream, 'writer')
+        this.#writerDone = this.#write(consumer, writer)
+      }
+    } catch (err) {
+      if (this.stats.writer_leader) {
+        this.#log.warn({ err: coerceError(err) }, 'lost the writer lease')
+        this.stats.writer_leader = false
+        this.#writerMessages?.stop()
+      }
+    }
+  }
+
+  async #write(consumer: Consumer, writer: BusWriter): Promise<void> {
+    const messages = await consumer.consume({ max_messages: WRITER_BATCH })
+    this.#writerMessages = messages
+    let held: JsMsg[] = []
+    let flushing: Promise<void> | undefined
+    const cycle = async (): Promise<void> => {
+      while (held.length > 0) {
+        const batch = held
+        held = []
+        // A long flush (database away) must not hand these frames to another writer meanwhile.
+        const keepAlive = setInterval(() => {
+          for (const m of batch) m.working()
+        }, ACK_WAIT_MS / 3)
+        try {
+          await writer.flush()
+        } finally {
+          clearInterval(keepAlive)
+        }
+        for (const m of batch) m.ack()
+      }
+    }
+    for await (const m of messages) {
+      if (!this.stats.writer_leader) break
+      const type = m.subject.slice(this.#o.name.length + 7, m.subject.lastIndexOf('.'))
+      if (m.info.redelivered) this.stats.writer_redelivered += 1
+      let frames: BusFrame[]
+      try {
+        frames = decodeBatch(m.data)
+      } catch (err) {
+        this.#log.error({ err, subject: m.subject }, 'bus message undecodable: not written')
+        m.term()
+        continue
+      }
+      for (const f of frames) writer.enqueue(type, f)
+      this.stats.writer_messages += 1
+      this.stats.writer_frames += frames.length
+      held.push(m)
+      flushing ??= cycle().finally(() => {
+        flushing = undefined
+      })
+    }
+    await flushing
+  }
+
+  /** Publishes what is gathered and waits (bounded) for the stream to acknowledge it. */
+  async drain(timeoutMs = 5_000): Promise<void> {
+    clearTimeout(this.#windowTimer)
+    this.#flushWindow()
+    const until = Date.now() + timeoutMs
+    while (this.stats.publish_in_flight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+  }
+
+  async close(): Promise<void> {
+    await this.drain()
+    this.#closed = true
+    clearTimeout(this.#leaseTimer)
+    this.#follower?.stop()
+    this.#writerMessages?.stop()
+    await this.#writerDone?.catch(() => {})
+    await this.#followerDone?.catch(() => {})
+    if (this.stats.writer_leader) await this.#kv?.delete('writer').catch(() => {})
+    this.stats.writer_leader = false
+    for (const sub of this.#claims.values()) sub.unsubscribe()
+    this.#claims.clear()
+    await this.#nc.drain().catch(() => {})
+  }
+}
