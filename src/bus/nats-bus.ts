@@ -49,7 +49,11 @@ export interface BusHandlers {
 
 /** The writer lane a leader feeds: queue every frame's ops, then resolve once they are committed. */
 export interface BusWriter {
-  enqueue(type: string, frame: BusFrame): void
+  /**
+   * Queues one message's frames, in order. `redelivered`: a writer before this one may have
+   * committed them and died before acknowledging (a promise then, while that is checked).
+   */
+  enqueue(type: string, frames: readonly BusFrame[], redelivered: boolean): undefined | Promise<void>
   flush(): Promise<void>
 }
 
@@ -68,10 +72,14 @@ export interface BusStats {
   remote_frames: number
   remote_messages: number
   remote_bad_messages: number
+  /** Stream sequences the follower never saw (aged out before it got there): state may lag. */
+  remote_gaps: number
   writer_leader: boolean
   writer_frames: number
   writer_messages: number
   writer_redelivered: number
+  /** Messages delivered again after a server restart lost our acknowledgements: not written twice. */
+  writer_duplicates_skipped: number
   commands_forwarded: number
   commands_delivered: number
 }
@@ -88,7 +96,10 @@ const DUPLICATE_WINDOW_MS = 120_000
 const RETRY_FOR_MS = 90_000
 const COMMAND_TIMEOUT_MS = 2_000
 const WRITER_BATCH = 256
-const ACK_WAIT_MS = 30_000
+/** How long a writer's unacknowledged message waits before it goes to another (kept alive while it works). */
+const ACK_WAIT_MS = 10_000
+/** Committed stream sequences remembered to skip re-deliveries after a server restart. */
+const COMMITTED_KEPT = 100_000
 
 type Settings = Required<Omit<NatsBusOptions, 'logger'>> & { logger: Logger }
 
@@ -120,19 +131,31 @@ export class NatsBus {
   readonly #stream: string
   readonly #log: Logger
   #handlers: BusHandlers | undefined
-  #window = new Map<string, Pending>()
+  /** The message being gathered: frames of one type, in acceptance order. */
+  #open: Pending | undefined
   #windowTimer: NodeJS.Timeout | undefined
   #msgSeq = 0
   #closed = false
   #follower: ConsumerMessages | undefined
   #followerDone: Promise<void> | undefined
+  /** The last stream sequence the follower applied (or skipped as its own). */
+  #lastSeq = 0
   readonly #claims = new Map<string, Subscription>()
   #leaseTimer: NodeJS.Timeout | undefined
   #kv: KV | undefined
   #leaseRevision = 0
   #writerMessages: ConsumerMessages | undefined
+  /**
+   * Stream sequences this instance has written and acknowledged, the most recent
+   * {@link COMMITTED_KEPT}: a set, not a high-water mark, because a dead writer's messages come
+   * back after newer ones have been written.
+   */
+  readonly #committed = new Set<number>()
+  readonly #committedOrder: number[] = []
   #writerDone: Promise<void> | undefined
-  readonly #retrying = new Set<Promise<void>>()
+  /** Messages published and not yet acknowledged by the stream, with how each is settled. */
+  readonly #inFlight = new Set<Pending>()
+  readonly #settlers = new WeakMap<Pending, (stored: boolean, err?: unknown) => void>()
 
   private constructor(o: Settings, nc: NatsConnection, instance: string) {
     this.#o = o
@@ -153,10 +176,12 @@ export class NatsBus {
       remote_frames: 0,
       remote_messages: 0,
       remote_bad_messages: 0,
+      remote_gaps: 0,
       writer_leader: false,
       writer_frames: 0,
       writer_messages: 0,
       writer_redelivered: 0,
+      writer_duplicates_skipped: 0,
       commands_forwarded: 0,
       commands_delivered: 0,
     }
@@ -263,6 +288,10 @@ export class NatsBus {
           this.stats.connected = true
           this.stats.reconnects += 1
           this.#log.info('NATS connection back')
+          if (this.#handlers !== undefined)
+            this.#startFollower().catch((err: unknown) =>
+              this.#log.error({ err: coerceError(err) }, 'could not resume following the stream'),
+            )
         }
       }
     })().catch(() => {})
@@ -274,14 +303,37 @@ export class NatsBus {
    */
   async start(handlers: BusHandlers): Promise<void> {
     this.#handlers = handlers
-    const consumer = await this.#js.consumers.get(this.#stream, { deliver_policy: DeliverPolicy.All })
-    this.#follower = await consumer.consume({ max_messages: 1024 })
-    this.#followerDone = this.#follow(this.#follower)
+    await this.#startFollower()
+  }
+
+  /**
+   * (Re)starts the ordered consumer just after the last stream sequence applied: after a
+   * reconnect it resumes there itself rather than trusting the old consumer to have survived.
+   */
+  async #startFollower(): Promise<void> {
+    const previous = this.#follower
+    const consumer = await this.#js.consumers.get(
+      this.#stream,
+      this.#lastSeq === 0
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastSeq + 1 },
+    )
+    if (this.#closed) return
+    previous?.stop()
+    const messages = await consumer.consume({ max_messages: 1024 })
+    this.#follower = messages
+    this.#followerDone = this.#follow(messages)
   }
 
   async #follow(messages: ConsumerMessages): Promise<void> {
     const ownSuffix = `.${this.instance}`
     for await (const m of messages) {
+      if (this.#follower !== messages) break
+      // Delivered again across a restart of the consumer: applied already.
+      if (m.seq <= this.#lastSeq) continue
+      // The stream holds only frames, so its sequence has no holes but those its limits made.
+      if (this.#lastSeq !== 0 && m.seq !== this.#lastSeq + 1) this.stats.remote_gaps += 1
+      this.#lastSeq = m.seq
       if (m.subject.endsWith(ownSuffix)) continue
       const type = m.subject.slice(this.#o.name.length + 7, m.subject.lastIndexOf('.'))
       let frames: BusFrame[]
@@ -298,7 +350,11 @@ export class NatsBus {
     }
   }
 
-  /** Queues one accepted frame for the next publish of its type. */
+  /**
+   * Queues one accepted frame for the next publish. Frames of one type that follow each other
+   * within the window go out as one message; a frame of another type closes it, so every
+   * instance sees an origin's frames in the order it accepted them.
+   */
   publish(type: string, frame: BusFrame): void {
     const bytes = entryBytes(frame)
     if (
@@ -311,14 +367,14 @@ export class NatsBus {
       return
     }
     const token = typeToken(type)
-    let pending = this.#window.get(token)
-    if (pending !== undefined && pending.bytes + bytes > MAX_PUBLISH_BYTES) {
+    let pending = this.#open
+    if (pending !== undefined && (pending.type !== token || pending.bytes + bytes > MAX_PUBLISH_BYTES)) {
       this.#send(pending)
       pending = undefined
     }
     if (pending === undefined) {
       pending = { type: token, frames: [], bytes: 0 }
-      this.#window.set(token, pending)
+      this.#open = pending
     }
     pending.frames.push(frame)
     pending.bytes += bytes
@@ -328,25 +384,35 @@ export class NatsBus {
 
   readonly #flushWindow = (): void => {
     this.#windowTimer = undefined
-    const window = this.#window
-    this.#window = new Map()
-    for (const pending of window.values()) this.#send(pending)
+    if (this.#open !== undefined) this.#send(this.#open)
   }
 
   #send(pending: Pending): void {
-    this.#window.delete(pending.type)
+    if (this.#open === pending) this.#open = undefined
     const id = `${this.instance}-${++this.#msgSeq}`
     const subject = `${this.#o.name}.frame.${pending.type}.${this.instance}`
     const body = encodeBatch(pending.frames)
     this.stats.published_messages += 1
     this.stats.published_frames += pending.frames.length
+    this.#inFlight.add(pending)
     const started = Date.now()
+    /** Settles a message once: stored, or handed back to the origin to write. */
+    const settle = (stored: boolean, err?: unknown): void => {
+      if (!this.#inFlight.delete(pending)) return
+      this.stats.publish_in_flight -= pending.frames.length
+      if (stored) return
+      this.stats.unstored_frames += pending.frames.length
+      this.#log.error(
+        { err: err === undefined ? undefined : coerceError(err), frames: pending.frames.length },
+        'bus could not store frames: the origin writes them itself',
+      )
+      this.#handlers?.unstored(pending.type, pending.frames)
+    }
     const attempt = (): void => {
+      if (!this.#inFlight.has(pending)) return
       this.#js
         .publish(subject, body, { msgID: id, timeout: 5_000 })
-        .then(() => {
-          this.stats.publish_in_flight -= pending.frames.length
-        })
+        .then(() => settle(true))
         .catch((err: unknown) => {
           // Retried with the same id: the stream stores it once even if the first try did land.
           if (!this.#closed && Date.now() - started < RETRY_FOR_MS) {
@@ -355,20 +421,13 @@ export class NatsBus {
               { err: coerceError(err), frames: pending.frames.length },
               'bus publish failed, retrying',
             )
-            const retry = new Promise<void>((resolve) => setTimeout(resolve, 500)).then(attempt)
-            this.#retrying.add(retry)
-            void retry.finally(() => this.#retrying.delete(retry))
+            setTimeout(attempt, 500)
             return
           }
-          this.stats.publish_in_flight -= pending.frames.length
-          this.stats.unstored_frames += pending.frames.length
-          this.#log.error(
-            { err: coerceError(err), frames: pending.frames.length },
-            'bus could not store frames: the origin writes them itself',
-          )
-          this.#handlers?.unstored(pending.type, pending.frames)
+          settle(false, err)
         })
     }
+    this.#settlers.set(pending, settle)
     attempt()
   }
 
@@ -444,6 +503,15 @@ export class NatsBus {
     }
   }
 
+  #noteCommitted(seq: number): void {
+    if (this.#committed.has(seq)) return
+    this.#committed.add(seq)
+    this.#committedOrder.push(seq)
+    if (this.#committedOrder.length > COMMITTED_KEPT * 2) {
+      for (const old of this.#committedOrder.splice(0, COMMITTED_KEPT)) this.#committed.delete(old)
+    }
+  }
+
   async #write(consumer: Consumer, writer: BusWriter): Promise<void> {
     const messages = await consumer.consume({ max_messages: WRITER_BATCH })
     this.#writerMessages = messages
@@ -462,11 +530,20 @@ export class NatsBus {
         } finally {
           clearInterval(keepAlive)
         }
-        for (const m of batch) m.ack()
+        for (const m of batch) {
+          m.ack()
+          this.#noteCommitted(m.seq)
+        }
       }
     }
     for await (const m of messages) {
       if (!this.stats.writer_leader) break
+      // A server restarted before it saved our acknowledgements delivers them again as new.
+      if (this.#committed.has(m.seq)) {
+        this.stats.writer_duplicates_skipped += 1
+        m.ack()
+        continue
+      }
       const type = m.subject.slice(this.#o.name.length + 7, m.subject.lastIndexOf('.'))
       if (m.info.redelivered) this.stats.writer_redelivered += 1
       let frames: BusFrame[]
@@ -477,7 +554,17 @@ export class NatsBus {
         m.term()
         continue
       }
-      for (const f of frames) writer.enqueue(type, f)
+      const checking = writer.enqueue(type, frames, m.info.redelivered)
+      if (checking !== undefined) {
+        try {
+          await checking
+        } catch (err) {
+          // The database stayed away through the check: deliver it again later, write nothing now.
+          this.#log.warn({ err: coerceError(err) }, 'redelivered frames not checked; asked for again')
+          m.nak(5_000)
+          continue
+        }
+      }
       this.stats.writer_messages += 1
       this.stats.writer_frames += frames.length
       held.push(m)
@@ -496,18 +583,47 @@ export class NatsBus {
     while (this.stats.publish_in_flight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
   }
 
+  /**
+   * Publishes what is gathered and waits (bounded) for the stream to take it; what it has not
+   * taken by then the origin writes itself. As writer, commits and acknowledges what it took.
+   * Every step is bounded: a bus that is away must not hold a shutdown.
+   */
   async close(): Promise<void> {
     await this.drain()
     this.#closed = true
+    for (const pending of [...this.#inFlight])
+      this.#settlers.get(pending)?.(false, new Error('shutting down'))
     clearTimeout(this.#leaseTimer)
     this.#follower?.stop()
     this.#writerMessages?.stop()
-    await this.#writerDone?.catch(() => {})
-    await this.#followerDone?.catch(() => {})
-    if (this.stats.writer_leader) await this.#kv?.delete('writer').catch(() => {})
+    await within(
+      10_000,
+      this.#writerDone?.catch(() => {}),
+    )
+    await within(
+      1_000,
+      this.#followerDone?.catch(() => {}),
+    )
+    if (this.stats.writer_leader)
+      await within(
+        1_000,
+        this.#kv?.delete('writer').catch(() => {}),
+      )
     this.stats.writer_leader = false
     for (const sub of this.#claims.values()) sub.unsubscribe()
     this.#claims.clear()
-    await this.#nc.drain().catch(() => {})
+    await within(
+      2_000,
+      this.#nc.drain().catch(() => {}),
+    )
+    if (!this.#nc.isClosed()) await this.#nc.close().catch(() => {})
   }
+}
+
+/** Waits for `task`, or `ms`, whichever is first. */
+async function within(ms: number, task: Promise<unknown> | undefined): Promise<void> {
+  if (task === undefined) return
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([task, new Promise((resolve) => (timer = setTimeout(resolve, ms)))])
+  clearTimeout(timer)
 }

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster'
 import pino from 'pino'
 import { registerCompareCommands } from './commands/compare.ts'
 import { registerCutover } from './commands/cutover.ts'
@@ -32,3 +33,6 @@ try {
   if (failure.line !== undefined) process.stderr.write(`${failure.line}\n`)
   process.exitCode = failure.exitCode
 }
+// A `serve --workers` worker keeps an IPC channel to its supervisor, which would keep it alive
+// after its command ended (or failed at start-up): let it go.
+if (cluster.isWorker) process.disconnect()

@@ -14,6 +14,8 @@ import { initSchema, type SchemaResult } from '../db/schema.ts'
 import { checkWritable, timescaleInstalled } from '../db/schema-check.ts'
 import { retryTransient } from '../db/transient.ts'
 import { Persistence } from '../db/persistence.ts'
+import { withoutCommitted } from '../db/redelivery.ts'
+import type { WriteOp } from '../db/write-ops.ts'
 import { coerceError, ERR, OverlordError } from '../protocol/errors.ts'
 import { queryAjvPlugin } from '../protocol/query-schemas.ts'
 import { type Clock, systemClock } from '../protocol/time.ts'
@@ -241,21 +243,38 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     bus,
   })
   if (bus !== undefined) {
-    /** Frames the bus hands this instance to write: as leader, or as an origin the bus could not take. */
-    const persist = (frames: readonly BusFrame[]): void => {
-      if (writer === undefined) return
+    /** The writes of frames the bus hands this instance: as the writer, or as an origin it could not take. */
+    const opsOf = (frames: readonly BusFrame[]): WriteOp[] => {
+      const ops: WriteOp[] = []
       for (const f of frames) {
         const decoded = decodeFrame(f.text, f.receivedAt as Micros)
-        if (!decoded.ok) continue
-        for (const op of writeOpsFor(decoded.frame, f.meta)) writer.enqueue(op)
+        if (decoded.ok) ops.push(...writeOpsFor(decoded.frame, f.meta))
       }
+      return ops
     }
     await bus.start({
       remote: faults.guard('bus_remote', (_type: string, frames: BusFrame[]) => ingest.applyRemote(frames)),
-      unstored: (_type, frames) => persist(frames),
+      unstored: (_type, frames) => {
+        for (const op of opsOf(frames)) writer?.enqueue(op)
+      },
     })
     if (writer !== undefined)
-      bus.startWriter({ enqueue: (_type, frame) => persist([frame]), flush: () => writer.flush() })
+      bus.startWriter({
+        enqueue(_type, frames, redelivered) {
+          if (!redelivered) {
+            for (const op of opsOf(frames)) writer.enqueue(op)
+            return undefined
+          }
+          return retryTransient(
+            () => withoutCommitted(db, opsOf(frames)),
+            (err, attempt) =>
+              logger.warn({ component: 'bus', err, attempt }, 'redelivery check failed, retrying'),
+          ).then((ops) => {
+            for (const op of ops) writer.enqueue(op)
+          })
+        },
+        flush: () => writer.flush(),
+      })
   }
   const alerts = new AlertDelivery({
     ...options.alertTuning,
@@ -348,6 +367,7 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
     read_only: readOnly,
     role,
     database,
+    pid: process.pid,
     process_rss_bytes: process.memoryUsage.rss(),
     process_cpu_user_us: process.cpuUsage().user,
     process_cpu_system_us: process.cpuUsage().system,

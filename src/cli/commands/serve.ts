@@ -98,8 +98,14 @@ async function superviseWorkers(n: number, config: ServeConfig, logger: Logger):
     for (const w of alive) w.process.kill('SIGTERM')
     await Promise.all(alive.map((w) => (w.isDead() ? undefined : once(w, 'exit'))))
   }
-  for (let i = 0; i < n; i++) start()
-  log.info({ workers: n, port: config.port, nats: config.tracker.natsUrl }, 'supervising tracker workers')
+  // The first worker alone first: a start-up failure (bus, database, settings) is said once, and
+  // schema set-up never runs twice at the same time.
+  const first = start()
+  await Promise.race([once(first, 'listening'), once(first, 'exit')])
+  if (!stopping) {
+    for (let i = 1; i < n; i++) start()
+    log.info({ workers: n, port: config.port, nats: config.tracker.natsUrl }, 'supervising tracker workers')
+  }
   await new Promise<void>((resolve) => {
     const onSignal = (): void => void stop().then(resolve)
     process.once('SIGINT', onSignal)
