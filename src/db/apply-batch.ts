@@ -8,6 +8,18 @@ import type { CharacterStatsRow, PortalRow, RareRow, SpawnRow, WriteOp } from '.
 
 const ts = (m: Micros): string => formatInstant(m)
 
+const compareText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+/**
+ * A counter map as the two arrays of an `unnest` upsert, in key order: concurrent batches of the
+ * bulk lane then lock the same rows in the same order and cannot deadlock on them (PostgreSQL
+ * reported `deadlock detected` on `char_stats` under load before; retried, but wasted).
+ */
+function keyOrdered(counts: ReadonlyMap<string, number>): [string[], number[]] {
+  const entries = [...counts].sort(([a], [b]) => compareText(a, b))
+  return [entries.map(([k]) => k), entries.map(([, n]) => n)]
+}
+
 /** The PostgreSQL type each telemetry column is written as (the schema check reads it too). */
 export const TELEMETRY_TYPES: Record<(typeof TELEMETRY_COLUMNS)[number], string> = {
   character_name: 'text',
@@ -123,7 +135,7 @@ export async function applyBatch(
       `INSERT INTO char_stats (character_name, total_kills)
        SELECT * FROM unnest($1::text[], $2::int8[])
        ON CONFLICT (character_name) DO UPDATE SET total_kills = char_stats.total_kills + EXCLUDED.total_kills`,
-      [[...kills.keys()], [...kills.values()]],
+      keyOrdered(kills),
     )
   }
   if (spawns.length > 0) {
@@ -144,10 +156,12 @@ export async function applyBatch(
       `INSERT INTO rare_stats (character_name, total_rares)
        SELECT * FROM unnest($1::text[], $2::int8[])
        ON CONFLICT (character_name) DO UPDATE SET total_rares = rare_stats.total_rares + EXCLUDED.total_rares`,
-      [[...rareCounts.keys()], [...rareCounts.values()]],
+      keyOrdered(rareCounts),
     )
     if (sessionRares.size > 0) {
-      const s = [...sessionRares.values()]
+      const s = [...sessionRares.values()].sort(
+        (a, b) => compareText(a.character, b.character) || compareText(a.session, b.session),
+      )
       await client.query(
         `INSERT INTO rare_stats_sessions (character_name, session_id, session_rares)
          SELECT * FROM unnest($1::text[], $2::text[], $3::int8[])
