@@ -17,7 +17,13 @@ const LABELS: ReadonlyMap<string, string> = new Map([
   ['browser_messages_ignored', 'reason'],
 ])
 /** Levels that go down as well as up, besides those the suffix rule finds. */
-const GAUGES: ReadonlySet<string> = new Set(['browsers', 'plugin_connections', 'read_only', 'timescale'])
+const GAUGES: ReadonlySet<string> = new Set([
+  'browsers',
+  'plugin_connections',
+  'read_only',
+  'timescale',
+  'pid',
+])
 const GAUGE_SUFFIX =
   /_(bytes|ms|seconds|at|pending|in_flight|inflight|queued|queue_length|depth|size|current)$/
 const BY_LABEL = /(?:^|_)by_([a-z][a-z0-9_]*)$/

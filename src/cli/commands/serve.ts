@@ -160,7 +160,9 @@ async function serveOne(config: ServeConfig, opts: ServeOptions, ctx: CliContext
   const timer = setTimeout(() => {
     log.error(
       { pending: tracker.metrics().persist_pending, waitedMs: SHUTDOWN_GRACE_MS },
-      'shutdown timed out with writes still pending: they are lost',
+      config.tracker.natsUrl === undefined
+        ? 'shutdown timed out with writes still pending: they are lost'
+        : 'shutdown timed out with writes still pending: unacknowledged, they go to the next writer on the bus',
     )
     process.exit(1)
   }, SHUTDOWN_GRACE_MS)
