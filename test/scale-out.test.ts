@@ -13,6 +13,8 @@ describe('scale-out: three tracker processes on one NATS bus', () => {
   let db: TestDatabase
   const bus = uniqueBusName()
   let instances: TrackerProcess[] = []
+  const later: TrackerProcess[] = []
+  let started: (extra: TrackerProcess[]) => Promise<TrackerProcess>
 
   beforeAll(async () => {
     db = await createTestDatabase()
@@ -28,10 +30,15 @@ describe('scale-out: three tracker processes on one NATS bus', () => {
     // Three processes of one instance each (`--workers 1`): the stand-in for three machines.
     const one = { args: ['--workers', '1'] }
     instances = await Promise.all([spawnTracker(env, one), spawnTracker(env, one), spawnTracker(env, one)])
+    started = async (extra) => {
+      const t = await spawnTracker(env, one)
+      extra.push(t)
+      return t
+    }
   }, 60_000)
 
   afterAll(async () => {
-    await Promise.all(instances.map((t) => t.stop()))
+    await Promise.all([...instances, ...later].map((t) => t.stop()))
     await destroyBus(bus)
     await db.drop()
   })
@@ -175,4 +182,35 @@ describe('scale-out: three tracker processes on one NATS bus', () => {
     expect(received).toHaveLength(1)
     browser.ws.close()
   }, 30_000)
+
+  it('an instance started later has the fleet state at once, and shows its browsers only what is new', async () => {
+    const [a] = instances as [TrackerProcess]
+    const plugin = await connectPlugin(a.wsUrl)
+    plugin.send(
+      JSON.stringify({ type: 'quest', character_name: 'Dara', quest_name: 'Late', countdown: '1h' }),
+    )
+    await waitFor('the quest on A', async () =>
+      (await getJson(`${a.url}/quest-status`)).body.quest_data.some(
+        (q: { character_name: string }) => q.character_name === 'Dara',
+      ),
+    )
+    const d = await started(later)
+    // Replayed from the stream before it listened: the same memory-only state as the others.
+    expect((await getJson(`${d.url}/quest-status`)).body).toEqual(
+      (await getJson(`${a.url}/quest-status`)).body,
+    )
+    expect((await getJson(`${d.url}/vital-sharing/peers`)).body).toEqual(
+      (await getJson(`${a.url}/vital-sharing/peers`)).body,
+    )
+    const browser = await connectBrowser(d.wsUrl)
+    await new Promise((r) => setTimeout(r, 500))
+    plugin.send(JSON.stringify(telemetry('Dara', { kills: 1 })))
+    await browser.waitFor((m) => m.character_name === 'Dara')
+    // History is not news: the first frame this browser sees is the one sent after it connected.
+    expect(browser.messages.filter((m) => m.character_name !== undefined)).toHaveLength(1)
+    expect(browser.messages[0]).toMatchObject({ character_name: 'Dara', kills: 1 })
+    expect((await getJson(`${d.url}/metrics.json`)).body.bus.replayed_frames).toBeGreaterThan(10)
+    plugin.close()
+    browser.ws.close()
+  }, 60_000)
 })

@@ -39,7 +39,11 @@ export interface NatsBusOptions {
 /** What a bus delivers to its instance. */
 export interface BusHandlers {
   /** Frames another instance accepted, in its order, for state and browsers. */
-  remote(type: string, frames: BusFrame[]): void
+  /**
+   * `replay`: frames the stream held before this instance started, applied to its state only (no
+   * browser saw them arrive here, and no plugin must get an old share relayed again).
+   */
+  remote(type: string, frames: BusFrame[], replay: boolean): void
   /**
    * Frames the bus could not store (server away past the retry window, or over the in-flight
    * bound): the origin writes them itself, so nothing accepted is lost.
@@ -72,6 +76,8 @@ export interface BusStats {
   remote_frames: number
   remote_messages: number
   remote_bad_messages: number
+  /** Frames from before this instance started, applied to its state at start-up. */
+  replayed_frames: number
   /** Stream sequences the follower never saw (aged out before it got there): state may lag. */
   remote_gaps: number
   writer_leader: boolean
@@ -140,6 +146,9 @@ export class NatsBus {
   #followerDone: Promise<void> | undefined
   /** The last stream sequence the follower applied (or skipped as its own). */
   #lastSeq = 0
+  /** The stream's last sequence when this instance started: up to it, frames are replayed. */
+  #replayUntil = 0
+  #onCaughtUp: () => void = () => {}
   readonly #claims = new Map<string, Subscription>()
   #leaseTimer: NodeJS.Timeout | undefined
   #kv: KV | undefined
@@ -176,6 +185,7 @@ export class NatsBus {
       remote_frames: 0,
       remote_messages: 0,
       remote_bad_messages: 0,
+      replayed_frames: 0,
       remote_gaps: 0,
       writer_leader: false,
       writer_frames: 0,
@@ -301,9 +311,22 @@ export class NatsBus {
    * Starts following the stream: frames other instances accepted go to `handlers.remote`.
    * Replays what the stream still holds first, so a new instance starts with the fleet's state.
    */
-  async start(handlers: BusHandlers): Promise<void> {
+  async start(handlers: BusHandlers, catchUpMs = 30_000): Promise<void> {
     this.#handlers = handlers
+    const jsm = await jetstreamManager(this.#nc)
+    this.#replayUntil = (await jsm.streams.info(this.#stream)).state.last_seq
+    let caughtUp: () => void = () => {}
+    const done = new Promise<void>((resolve) => {
+      caughtUp = resolve
+    })
+    this.#onCaughtUp = caughtUp
     await this.#startFollower()
+    if (this.#replayUntil === 0) caughtUp()
+    // Serve once the fleet's state is rebuilt (bounded: a huge stream is finished in the background).
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, catchUpMs)))])
+    clearTimeout(timer)
+    this.#log.info({ replayed: this.stats.replayed_frames, upTo: this.#replayUntil }, 'bus followed')
   }
 
   /**
@@ -334,6 +357,7 @@ export class NatsBus {
       // The stream holds only frames, so its sequence has no holes but those its limits made.
       if (this.#lastSeq !== 0 && m.seq !== this.#lastSeq + 1) this.stats.remote_gaps += 1
       this.#lastSeq = m.seq
+      if (m.seq >= this.#replayUntil) this.#onCaughtUp()
       if (m.subject.endsWith(ownSuffix)) continue
       const type = m.subject.slice(this.#o.name.length + 7, m.subject.lastIndexOf('.'))
       let frames: BusFrame[]
@@ -344,9 +368,13 @@ export class NatsBus {
         this.#log.warn({ err, subject: m.subject }, 'bus message undecodable, skipped')
         continue
       }
-      this.stats.remote_messages += 1
-      this.stats.remote_frames += frames.length
-      this.#handlers!.remote(type, frames)
+      const replay = m.seq <= this.#replayUntil
+      if (replay) this.stats.replayed_frames += frames.length
+      else {
+        this.stats.remote_messages += 1
+        this.stats.remote_frames += frames.length
+      }
+      this.#handlers!.remote(type, frames, replay)
     }
   }
 

@@ -253,7 +253,9 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
       return ops
     }
     await bus.start({
-      remote: faults.guard('bus_remote', (_type: string, frames: BusFrame[]) => ingest.applyRemote(frames)),
+      remote: faults.guard('bus_remote', (_type: string, frames: BusFrame[], replay: boolean) =>
+        ingest.applyRemote(frames, replay),
+      ),
       unstored: (_type, frames) => {
         for (const op of opsOf(frames)) writer?.enqueue(op)
       },

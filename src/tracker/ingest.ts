@@ -125,9 +125,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /**
    * Frames another instance accepted (the bus, issue 11): the same state and broadcast as a
    * local frame, and share relays to this instance's plugins, but no persistence, forwarding or
-   * alerts: those happen once, where the frame was accepted.
+   * alerts: those happen once, where the frame was accepted. `replay` (frames from before this
+   * instance started): the state only.
    */
-  applyRemote(frames: readonly BusFrame[]): void {
+  applyRemote(frames: readonly BusFrame[], replay = false): void {
     for (const f of frames) {
       const decoded = decodeFrame(f.text, f.receivedAt as Micros)
       if (!decoded.ok) {
@@ -136,6 +137,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
         continue
       }
       this.#observe(decoded.frame, f.text, f.receivedAt as Micros, false)
+      // Replayed at start-up: state only; it is history, not news for browsers or plugins.
+      if (replay) continue
       if (decoded.frame.kind === 'share') this.#relayShare(f.text, undefined)
       this.#broadcast(decoded.frame, f.text)
     }
