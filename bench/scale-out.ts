@@ -18,13 +18,12 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
 import { parseArgs } from 'node:util'
 import { Worker } from 'node:worker_threads'
-import { jetstreamManager } from '@nats-io/jetstream'
-import { connect as natsConnect } from '@nats-io/transport-node'
 import pg from 'pg'
 import WebSocket from 'ws'
+import { destroyBus } from '../test/support/nats.ts'
+import { freePort, now } from './tee-support.ts'
 
 const { values: a } = parseArgs({
   options: {
@@ -54,7 +53,6 @@ const SECRET = 'bench-secret'
 const DRAIN_MS = 2_000
 /** SIGTERM, then SIGKILL after this long. */
 const KILL_AFTER_MS = 10_000
-const now = () => performance.timeOrigin + performance.now()
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const round1 = (x: number) => Math.round(x * 10) / 10
 const CLK_TCK = (() => {
@@ -65,14 +63,6 @@ const CLK_TCK = (() => {
   }
 })()
 
-async function freePort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as net.AddressInfo
-  await new Promise((r) => s.close(r))
-  return port
-}
-
 /** Drops and creates the database, so every setup starts empty (the tracker makes its schema). */
 async function resetDatabase(url: string): Promise<void> {
   const name = new URL(url).pathname.slice(1)
@@ -82,18 +72,6 @@ async function resetDatabase(url: string): Promise<void> {
   // Created here rather than by the tracker: `--workers 2` would have both workers race to create it.
   await admin.query(`CREATE DATABASE ${name}`)
   await admin.end()
-}
-
-/** Deletes a bus's stream and lease bucket (what `NATS_NAME=<name>` made on the server). */
-async function destroyBus(name: string): Promise<void> {
-  const nc = await natsConnect({ servers: a.nats, timeout: 5_000 })
-  try {
-    const jsm = await jetstreamManager(nc)
-    await jsm.streams.delete(`${name.toUpperCase()}_FRAMES`).catch(() => {})
-    await jsm.streams.delete(`KV_${name}_lease`).catch(() => {})
-  } finally {
-    await nc.close()
-  }
 }
 
 type Metrics = Record<string, unknown> & { bus?: Record<string, unknown> }
@@ -297,7 +275,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, async () => {
     console.error(`${sig}: killing the trackers`)
     killEverything()
-    if (currentBus !== undefined) await Promise.race([destroyBus(currentBus).catch(() => {}), sleep(3_000)])
+    if (currentBus !== undefined)
+      await Promise.race([destroyBus(currentBus, a.nats).catch(() => {}), sleep(3_000)])
     process.exit(130)
   })
 }
@@ -595,7 +574,9 @@ async function runSetup(setup: string, round: number): Promise<Record<string, un
         `${setup}: ${stop.killed} tracker process(es) still up ${KILL_AFTER_MS / 1000} s after SIGTERM: SIGKILLed`,
       )
     if (useBus)
-      await destroyBus(busName).catch((err) => console.error(`${setup}: deleting bus ${busName}: ${err}`))
+      await destroyBus(busName, a.nats).catch((err) =>
+        console.error(`${setup}: deleting bus ${busName}: ${err}`),
+      )
     currentBus = undefined
   }
 }

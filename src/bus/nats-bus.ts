@@ -16,6 +16,7 @@ import {
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import type { Logger } from 'pino'
 import { coerceError, ERR, OverlordError } from '../protocol/errors.ts'
+import { within } from '../util/within.ts'
 import { type BusFrame, decodeBatch, encodeBatch, entryBytes } from './frame-batch.ts'
 
 export interface NatsBusOptions {
@@ -43,12 +44,12 @@ export interface BusHandlers {
    * `replay`: frames the stream held before this instance started, applied to its state only (no
    * browser saw them arrive here, and no plugin must get an old share relayed again).
    */
-  remote(type: string, frames: BusFrame[], replay: boolean): void
+  remote(frames: BusFrame[], replay: boolean): void
   /**
    * Frames the bus could not store (server away past the retry window, or over the in-flight
    * bound): the origin writes them itself, so nothing accepted is lost.
    */
-  unstored(type: string, frames: BusFrame[]): void
+  unstored(frames: BusFrame[]): void
 }
 
 /** The writer lane a leader feeds: queue every frame's ops, then resolve once they are committed. */
@@ -57,7 +58,7 @@ export interface BusWriter {
    * Queues one message's frames, in order. `redelivered`: a writer before this one may have
    * committed them and died before acknowledging (a promise then, while that is checked).
    */
-  enqueue(type: string, frames: readonly BusFrame[], redelivered: boolean): undefined | Promise<void>
+  enqueue(frames: readonly BusFrame[], redelivered: boolean): undefined | Promise<void>
   flush(): Promise<void>
 }
 
@@ -110,6 +111,7 @@ const COMMITTED_KEPT = 100_000
 type Settings = Required<Omit<NatsBusOptions, 'logger'>> & { logger: Logger }
 
 interface Pending {
+  /** The frames' type as the plugin named it; its subject token is made once, when sent. */
   type: string
   frames: BusFrame[]
   bytes: number
@@ -162,9 +164,8 @@ export class NatsBus {
   readonly #committed = new Set<number>()
   readonly #committedOrder: number[] = []
   #writerDone: Promise<void> | undefined
-  /** Messages published and not yet acknowledged by the stream, with how each is settled. */
-  readonly #inFlight = new Set<Pending>()
-  readonly #settlers = new WeakMap<Pending, (stored: boolean, err?: unknown) => void>()
+  /** Messages published and not yet acknowledged by the stream, each with how it is settled. */
+  readonly #inFlight = new Map<Pending, (stored: boolean, err?: unknown) => void>()
 
   private constructor(o: Settings, nc: NatsConnection, instance: string) {
     this.#o = o
@@ -323,9 +324,7 @@ export class NatsBus {
     await this.#startFollower()
     if (this.#replayUntil === 0) caughtUp()
     // Serve once the fleet's state is rebuilt (bounded: a huge stream is finished in the background).
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, catchUpMs)))])
-    clearTimeout(timer)
+    await within(done, catchUpMs)
     this.#log.info({ replayed: this.stats.replayed_frames, upTo: this.#replayUntil }, 'bus followed')
   }
 
@@ -359,7 +358,6 @@ export class NatsBus {
       this.#lastSeq = m.seq
       if (m.seq >= this.#replayUntil) this.#onCaughtUp()
       if (m.subject.endsWith(ownSuffix)) continue
-      const type = m.subject.slice(this.#o.name.length + 7, m.subject.lastIndexOf('.'))
       let frames: BusFrame[]
       try {
         frames = decodeBatch(m.data)
@@ -374,7 +372,7 @@ export class NatsBus {
         this.stats.remote_messages += 1
         this.stats.remote_frames += frames.length
       }
-      this.#handlers!.remote(type, frames, replay)
+      this.#handlers!.remote(frames, replay)
     }
   }
 
@@ -391,17 +389,16 @@ export class NatsBus {
       this.#closed
     ) {
       this.stats.unstored_frames += 1
-      this.#handlers?.unstored(type, [frame])
+      this.#handlers?.unstored([frame])
       return
     }
-    const token = typeToken(type)
     let pending = this.#open
-    if (pending !== undefined && (pending.type !== token || pending.bytes + bytes > MAX_PUBLISH_BYTES)) {
+    if (pending !== undefined && (pending.type !== type || pending.bytes + bytes > MAX_PUBLISH_BYTES)) {
       this.#send(pending)
       pending = undefined
     }
     if (pending === undefined) {
-      pending = { type: token, frames: [], bytes: 0 }
+      pending = { type, frames: [], bytes: 0 }
       this.#open = pending
     }
     pending.frames.push(frame)
@@ -418,11 +415,10 @@ export class NatsBus {
   #send(pending: Pending): void {
     if (this.#open === pending) this.#open = undefined
     const id = `${this.instance}-${++this.#msgSeq}`
-    const subject = `${this.#o.name}.frame.${pending.type}.${this.instance}`
+    const subject = `${this.#o.name}.frame.${typeToken(pending.type)}.${this.instance}`
     const body = encodeBatch(pending.frames)
     this.stats.published_messages += 1
     this.stats.published_frames += pending.frames.length
-    this.#inFlight.add(pending)
     const started = Date.now()
     /** Settles a message once: stored, or handed back to the origin to write. */
     const settle = (stored: boolean, err?: unknown): void => {
@@ -434,7 +430,7 @@ export class NatsBus {
         { err: err === undefined ? undefined : coerceError(err), frames: pending.frames.length },
         'bus could not store frames: the origin writes them itself',
       )
-      this.#handlers?.unstored(pending.type, pending.frames)
+      this.#handlers?.unstored(pending.frames)
     }
     const attempt = (): void => {
       if (!this.#inFlight.has(pending)) return
@@ -455,7 +451,7 @@ export class NatsBus {
           settle(false, err)
         })
     }
-    this.#settlers.set(pending, settle)
+    this.#inFlight.set(pending, settle)
     attempt()
   }
 
@@ -572,7 +568,6 @@ export class NatsBus {
         m.ack()
         continue
       }
-      const type = m.subject.slice(this.#o.name.length + 7, m.subject.lastIndexOf('.'))
       if (m.info.redelivered) this.stats.writer_redelivered += 1
       let frames: BusFrame[]
       try {
@@ -582,7 +577,7 @@ export class NatsBus {
         m.term()
         continue
       }
-      const checking = writer.enqueue(type, frames, m.info.redelivered)
+      const checking = writer.enqueue(frames, m.info.redelivered)
       if (checking !== undefined) {
         try {
           await checking
@@ -619,39 +614,32 @@ export class NatsBus {
   async close(): Promise<void> {
     await this.drain()
     this.#closed = true
-    for (const pending of [...this.#inFlight])
-      this.#settlers.get(pending)?.(false, new Error('shutting down'))
+    for (const settle of [...this.#inFlight.values()]) settle(false, new Error('shutting down'))
     clearTimeout(this.#leaseTimer)
     this.#follower?.stop()
     this.#writerMessages?.stop()
-    await within(
-      10_000,
-      this.#writerDone?.catch(() => {}),
-    )
-    await within(
-      1_000,
-      this.#followerDone?.catch(() => {}),
-    )
-    if (this.stats.writer_leader)
+    if (this.#writerDone !== undefined)
       await within(
+        this.#writerDone.catch(() => {}),
+        10_000,
+      )
+    if (this.#followerDone !== undefined)
+      await within(
+        this.#followerDone.catch(() => {}),
         1_000,
-        this.#kv?.delete('writer').catch(() => {}),
+      )
+    if (this.stats.writer_leader && this.#kv !== undefined)
+      await within(
+        this.#kv.delete('writer').catch(() => {}),
+        1_000,
       )
     this.stats.writer_leader = false
     for (const sub of this.#claims.values()) sub.unsubscribe()
     this.#claims.clear()
     await within(
-      2_000,
       this.#nc.drain().catch(() => {}),
+      2_000,
     )
     if (!this.#nc.isClosed()) await this.#nc.close().catch(() => {})
   }
-}
-
-/** Waits for `task`, or `ms`, whichever is first. */
-async function within(ms: number, task: Promise<unknown> | undefined): Promise<void> {
-  if (task === undefined) return
-  let timer: NodeJS.Timeout | undefined
-  await Promise.race([task, new Promise((resolve) => (timer = setTimeout(resolve, ms)))])
-  clearTimeout(timer)
 }

@@ -5,7 +5,8 @@ import type { EndpointReport, SweepError } from './sweep.ts'
 import { LiveComparator } from './ws-live/matcher.ts'
 import { probeOneSide, probeSpecs } from './ws-live/probes.ts'
 import { endpointReport, probeResults } from './ws-live/report.ts'
-import { FeedSocket, liveUrl, type Role, within } from './ws-live/sockets.ts'
+import { within } from '../util/within.ts'
+import { FeedSocket, liveUrl, type Role } from './ws-live/sockets.ts'
 import type {
   LiveFeedTarget,
   LiveLag,

@@ -22,7 +22,7 @@ import { type Clock, systemClock } from '../protocol/time.ts'
 import { AlertDelivery, type AlertTuning } from './alerts.ts'
 import { Auth } from './auth.ts'
 import { BrowserHub } from './browser-hub.ts'
-import { Ingest, writeOpsFor } from './ingest.ts'
+import { Ingest, writeOps } from './ingest.ts'
 import { InventoryForwarder } from './inventory-forwarder.ts'
 import { LiveCache } from './live-cache.ts'
 import { LiveState } from './live-state.ts'
@@ -244,36 +244,38 @@ export async function buildTracker(options: TrackerOptions = {}): Promise<Tracke
   })
   if (bus !== undefined) {
     /** The writes of frames the bus hands this instance: as the writer, or as an origin it could not take. */
-    const opsOf = (frames: readonly BusFrame[]): WriteOp[] => {
-      const ops: WriteOp[] = []
+    const eachOp = (frames: readonly BusFrame[], write: (op: WriteOp) => void): void => {
       for (const f of frames) {
         const decoded = decodeFrame(f.text, f.receivedAt as Micros)
-        if (decoded.ok) ops.push(...writeOpsFor(decoded.frame, f.meta))
+        if (decoded.ok) writeOps(decoded.frame, f.meta, write)
       }
+    }
+    const opsOf = (frames: readonly BusFrame[]): WriteOp[] => {
+      const ops: WriteOp[] = []
+      eachOp(frames, (op) => ops.push(op))
       return ops
     }
+    const enqueue = (op: WriteOp): void => void writer?.enqueue(op)
     await bus.start({
-      remote: faults.guard('bus_remote', (_type: string, frames: BusFrame[], replay: boolean) =>
+      remote: faults.guard('bus_remote', (frames: BusFrame[], replay: boolean) =>
         ingest.applyRemote(frames, replay),
       ),
-      unstored: (_type, frames) => {
-        for (const op of opsOf(frames)) writer?.enqueue(op)
+      unstored: (frames) => {
+        eachOp(frames, enqueue)
       },
     })
     if (writer !== undefined)
       bus.startWriter({
-        enqueue(_type, frames, redelivered) {
+        enqueue(frames, redelivered) {
           if (!redelivered) {
-            for (const op of opsOf(frames)) writer.enqueue(op)
+            eachOp(frames, enqueue)
             return undefined
           }
           return retryTransient(
             () => withoutCommitted(db, opsOf(frames)),
             (err, attempt) =>
               logger.warn({ component: 'bus', err, attempt }, 'redelivery check failed, retrying'),
-          ).then((ops) => {
-            for (const op of ops) writer.enqueue(op)
-          })
+          ).then((ops) => ops.forEach(enqueue))
         },
         flush: () => writer.flush(),
       })

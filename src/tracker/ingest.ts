@@ -50,9 +50,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** The plugin socket registered per character, for command routing and share relays. */
   readonly plugins = new Map<string, WebSocket>()
 
+  /** The writer's enqueue, bound once (not per frame). */
+  readonly #enqueue: (op: WriteOp) => void
+
   constructor(options: IngestOptions) {
     super()
     this.#o = options
+    this.#enqueue = (op) => void options.writer?.enqueue(op)
   }
 
   /** Takes over an authenticated plugin socket. */
@@ -115,7 +119,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     bumpBounded(counters.by_type, frame.wireType)
     const meta = this.#observe(frame, text, receivedAt, true)
     if (bus !== undefined) bus.publish(frame.wireType, { receivedAt, text, meta })
-    else if (writer !== undefined) for (const op of writeOpsFor(frame, meta)) writer.enqueue(op)
+    else if (writer !== undefined) writeOps(frame, meta, this.#enqueue)
     if (frame.kind === 'full_inventory') this.#o.inventory.forward('full', text)
     else if (frame.kind === 'inventory_delta') this.#o.inventory.forward('delta', text)
     if (frame.kind === 'share') this.#relayShare(text, from)
@@ -245,39 +249,37 @@ export class Ingest extends EventEmitter<IngestEvents> {
 const NO_META: FrameMeta = { killsDelta: null, session: null }
 
 /**
- * The database writes one accepted frame makes, given what its origin derived (`meta`): the
- * same whether the origin writes it (one process) or the bus's writer does (issue 11).
+ * Hands `write` the database writes one accepted frame makes, given what its origin derived
+ * (`meta`): the same whether the origin writes it (one process) or the bus's writer does (issue 11).
  */
-export function writeOpsFor(frame: DecodedFrame, meta: FrameMeta): WriteOp[] {
+export function writeOps(frame: DecodedFrame, meta: FrameMeta, write: (op: WriteOp) => void): void {
   switch (frame.kind) {
-    case 'telemetry': {
-      const ops: WriteOp[] = [{ kind: 'telemetry', row: frame.record }]
+    case 'telemetry':
+      write({ kind: 'telemetry', row: frame.record })
       if (meta.killsDelta !== null && meta.killsDelta > 0)
-        ops.push({ kind: 'kills', character: frame.character, delta: meta.killsDelta })
-      return ops
-    }
+        write({ kind: 'kills', character: frame.character, delta: meta.killsDelta })
+      return
     case 'character_stats':
-      return [{ kind: 'character_stats', row: frame.row }]
+      write({ kind: 'character_stats', row: frame.row })
+      return
     case 'portal':
-      return [{ kind: 'portal', row: frame.row }]
+      write({ kind: 'portal', row: frame.row })
+      return
     case 'spawn':
-      return [{ kind: 'spawn', row: frame.row }]
+      write({ kind: 'spawn', row: frame.row })
+      return
     case 'rare':
-      return [{ kind: 'rare', row: frame.row, sessionId: meta.session }]
+      write({ kind: 'rare', row: frame.row, sessionId: meta.session })
+      return
     case 'combat_stats':
-      return meta.session === null
-        ? []
-        : [
-            {
-              kind: 'combat',
-              character: frame.character,
-              sessionId: meta.session,
-              stats: frame.stats,
-              at: frame.at,
-            },
-          ]
-    default:
-      return []
+      if (meta.session !== null)
+        write({
+          kind: 'combat',
+          character: frame.character,
+          sessionId: meta.session,
+          stats: frame.stats,
+          at: frame.at,
+        })
   }
 }
 

@@ -91,13 +91,22 @@ async function superviseWorkers(n: number, config: ServeConfig, logger: Logger):
     })
     return worker
   }
+  let stopped: () => void = () => {}
+  const allStopped = new Promise<void>((resolve) => {
+    stopped = resolve
+  })
+  /** Stops every worker, once, whoever asks (a signal, or a worker that failed to start). */
   const stop = async (): Promise<void> => {
     if (stopping) return
     stopping = true
     const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
     for (const w of alive) w.process.kill('SIGTERM')
     await Promise.all(alive.map((w) => (w.isDead() ? undefined : once(w, 'exit'))))
+    stopped()
   }
+  const onSignal = (): void => void stop()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
   // The first worker alone first: a start-up failure (bus, database, settings) is said once, and
   // schema set-up never runs twice at the same time.
   const first = start()
@@ -106,17 +115,7 @@ async function superviseWorkers(n: number, config: ServeConfig, logger: Logger):
     for (let i = 1; i < n; i++) start()
     log.info({ workers: n, port: config.port, nats: config.tracker.natsUrl }, 'supervising tracker workers')
   }
-  await new Promise<void>((resolve) => {
-    const onSignal = (): void => void stop().then(resolve)
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
-    const check = setInterval(() => {
-      if (stopping && Object.keys(cluster.workers ?? {}).length === 0) {
-        clearInterval(check)
-        resolve()
-      }
-    }, 100)
-  })
+  await allStopped
   if (firstFailure !== undefined) process.exitCode = firstFailure
 }
 

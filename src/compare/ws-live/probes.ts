@@ -8,8 +8,8 @@ import {
   parseMessage,
   subscribeThenSync,
   syncLandblock,
-  within,
 } from './sockets.ts'
+import { within } from '../../util/within.ts'
 import type { LiveFeedTarget, ProbeName } from './types.ts'
 
 /** The probes (I/O): requests whose answers both sides must agree on, sent on a socket of their own. */

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import WebSocket from 'ws'
 import { coerceError, ERR, OverlordError } from '../../protocol/errors.ts'
 import { exceedsDepth, PRESCAN_BYTES, textExceedsDepth } from '../../protocol/json-bounds.ts'
+import { within } from '../../util/within.ts'
 import { own } from './identity.ts'
 import type { Blind, LiveFeedTarget, Received, Side, SocketHealth, SocketSnapshot } from './types.ts'
 
@@ -87,16 +87,6 @@ export const isDungeonMapFor = (msg: Record<string, unknown>, landblock: string)
 export function subscribeThenSync(ws: WebSocket, types: readonly string[], sync: string): void {
   ws.send(JSON.stringify({ type: 'subscribe', message_types: types }))
   ws.send(JSON.stringify({ type: 'request_dungeon_map', landblock: sync }))
-}
-
-/** Resolves with `work`'s value, or undefined once `ms` have passed. */
-export async function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  const timer = new AbortController()
-  try {
-    return await Promise.race([work, sleep(ms, undefined, { signal: timer.signal }).catch(() => undefined)])
-  } finally {
-    timer.abort()
-  }
 }
 
 /** One {@link FeedSocket}: which side and role, where, and its limits. */
